@@ -1,0 +1,30 @@
+"""dropkit: dropout done right, as a regularizer, an implicit ensemble and approximate Bayesian
+inference (Monte Carlo dropout) for any PyTorch model."""
+
+from dropkit import functional, nn, uncertainty
+from dropkit.errors import DropkitError, DropkitTypeError, DropkitValueError, NoDropoutError
+from dropkit.mc.discover import DropoutSite, find_dropout
+from dropkit.mc.mode import MCModeReport, mc_mode
+from dropkit.mc.prediction import Prediction
+from dropkit.mc.predictor import MCDropout
+from dropkit.mc.sampling import sample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DropkitError",
+    "DropkitTypeError",
+    "DropkitValueError",
+    "DropoutSite",
+    "MCDropout",
+    "MCModeReport",
+    "NoDropoutError",
+    "Prediction",
+    "__version__",
+    "find_dropout",
+    "functional",
+    "mc_mode",
+    "nn",
+    "sample",
+    "uncertainty",
+]

@@ -1,0 +1,104 @@
+"""What every claim experiment returns, and the one rule that turns numbers into a verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICTS = ("supported", "partly supported", "not supported")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Settings shared by all experiments; each experiment scales its sizes by ``quick``."""
+
+    quick: bool = False
+    seeds: tuple[int, ...] = (0, 1, 2)
+    threads: int = 2
+    progress: bool = True  # each experiment shows a tqdm bar (stderr) with desc=its claim id
+
+
+@dataclass
+class Figure:
+    """A figure of a claim: PNG bytes plus a caption (rendered and embedded by the report)."""
+
+    name: str
+    png: bytes
+    caption: str
+
+
+@dataclass
+class ClaimResult:
+    """The measured findings of one claim.
+
+    ``numbers`` holds every measured value (JSON-serialisable), ``key_number`` a one-line
+    summary for the report's table, ``verdict`` one of `VERDICTS` computed by `judge` (or a
+    stated rule) from the numbers, and ``criterion`` that rule in words.
+    """
+
+    id: str
+    title: str
+    claim: str
+    setup: str
+    verdict: str
+    criterion: str
+    key_number: str
+    numbers: dict[str, Any]
+    figures: list[Figure] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    criterion: str
+    mean: float
+    se: float
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n); 0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def judge(effects: Sequence[float], *, min_effect: float, what: str) -> Judgement:
+    """Verdict from per-seed effect sizes, where a positive effect favours the claim.
+
+    Rule: with m the mean effect over seeds and se its standard error,
+    *supported* if m - 2 se > ``min_effect`` (a meaningful effect, clear of seed noise);
+    *partly supported* if m > 0 and m + 2 se > ``min_effect`` but not the above (right sign,
+    but small or noisy); *not supported* otherwise (no effect, or the opposite one).
+    """
+    m, se = mean_se(list(effects))
+    if m - 2 * se > min_effect:
+        verdict = "supported"
+    elif m > 0 and m + 2 * se > min_effect:
+        verdict = "partly supported"
+    else:
+        verdict = "not supported"
+    criterion = (f"effect = {what}; over {len(effects)} seeds mean {m:.4g} ± {se:.2g} (se). "
+                 f"supported if mean - 2se > {min_effect:g}; partly supported if mean > 0 and "
+                 f"mean + 2se > {min_effect:g}; else not supported")
+    return Judgement(verdict, criterion, m, se)
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Stochastic inference for any model: switch dropout on, draw samples, predict."""

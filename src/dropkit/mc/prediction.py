@@ -1,0 +1,104 @@
+"""`Prediction`: a mean prediction with its uncertainty measures, built from samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from dropkit import uncertainty as U
+
+
+@dataclass
+class Prediction:
+    """The result of `MCDropout.predict`.
+
+    Attributes:
+        task: ``"classification"`` or ``"regression"``.
+        mean: predictive probabilities ``(B, C)`` (classification) or predictive mean
+            ``(B, ...)`` (regression).
+        samples: the samples ``(S, B, ...)`` (logits or probabilities as the model gives them, or
+            regression means) when kept, else None.
+        n_samples: S, the number of passes behind each prediction.
+        strategy, strategy_reason: how the samples were drawn and why.
+        predictive_entropy, expected_entropy, mutual_information, variation_ratio, class_std:
+            classification measures (see `dropkit.uncertainty`); None for regression.
+        epistemic_variance, aleatoric_variance, total_variance: regression measures; None for
+            classification.
+        log_var_samples: sampled log-variances ``(S, B, ...)`` of a heteroscedastic head.
+        tau: the homoscedastic noise precision used, if any.
+    """
+
+    task: str
+    mean: torch.Tensor
+    n_samples: int
+    strategy: str
+    strategy_reason: str
+    samples: torch.Tensor | None = None
+    predictive_entropy: torch.Tensor | None = None
+    expected_entropy: torch.Tensor | None = None
+    mutual_information: torch.Tensor | None = None
+    variation_ratio: torch.Tensor | None = None
+    class_std: torch.Tensor | None = None
+    epistemic_variance: torch.Tensor | None = None
+    aleatoric_variance: torch.Tensor | None = None
+    total_variance: torch.Tensor | None = None
+    log_var_samples: torch.Tensor | None = None
+    tau: float | None = None
+
+    @classmethod
+    def classification(cls, samples: torch.Tensor, *, from_logits: bool, keep: bool,
+                       strategy: str, reason: str) -> Prediction:
+        """Measures from class samples ``(S, B, C)``."""
+        kw = {"from_logits": from_logits}
+        return cls(
+            task="classification", mean=U.predictive_probs(samples, **kw),
+            n_samples=samples.shape[0], strategy=strategy, strategy_reason=reason,
+            samples=samples if keep else None,
+            predictive_entropy=U.predictive_entropy(samples, **kw),
+            expected_entropy=U.expected_entropy(samples, **kw),
+            mutual_information=U.mutual_information(samples, **kw),
+            variation_ratio=U.variation_ratio(samples, **kw),
+            class_std=U.class_std(samples, **kw),
+        )
+
+    @classmethod
+    def regression(cls, means: torch.Tensor, *, log_var: torch.Tensor | None,
+                   tau: float | None, keep: bool, strategy: str, reason: str) -> Prediction:
+        """Measures from sampled means ``(S, B, ...)`` (and log-variances, or a precision)."""
+        epi = U.epistemic_variance(means)
+        ale = U.aleatoric_variance(means, log_var=log_var, tau=tau)
+        return cls(
+            task="regression", mean=U.predictive_mean(means), n_samples=means.shape[0],
+            strategy=strategy, strategy_reason=reason, samples=means if keep else None,
+            epistemic_variance=epi, aleatoric_variance=ale, total_variance=epi + ale,
+            log_var_samples=log_var if keep else None, tau=tau,
+        )
+
+    def log_likelihood(self, target: torch.Tensor) -> torch.Tensor:
+        """Per-point log-likelihood of ``target`` under the mixture of the S Gaussians.
+
+        Needs the kept samples and a noise model (``tau`` or a heteroscedastic head).
+        """
+        from dropkit.errors import DropkitValueError, expected
+
+        if self.task != "regression" or self.samples is None:
+            raise DropkitValueError(expected(
+                "target", "used on a regression prediction made with keep_samples=True",
+                f"a {self.task} prediction with samples={'kept' if self.samples is not None else None}"))
+        return U.gaussian_mixture_log_likelihood(self.samples, target, tau=self.tau,
+                                                 log_var=self.log_var_samples)
+
+    @staticmethod
+    def concatenate(parts: list[Prediction]) -> Prediction:
+        """Join predictions of consecutive batches along B (samples along their B dim)."""
+        first = parts[0]
+        joined = {}
+        for f in fields(Prediction):
+            values = [getattr(p, f.name) for p in parts]
+            if isinstance(values[0], torch.Tensor):
+                dim = 1 if f.name in ("samples", "log_var_samples") else 0
+                joined[f.name] = torch.cat(values, dim)
+            else:
+                joined[f.name] = getattr(first, f.name)
+        return Prediction(**joined)

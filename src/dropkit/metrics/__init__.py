@@ -1,0 +1,34 @@
+"""Metrics for predictions with uncertainty: a pure function per metric, ``(preds, target)``.
+
+Classification metrics take a required keyword ``from_logits``; all accept torch tensors or
+numpy arrays and return Python floats or small dataclasses of tensors.
+"""
+
+from dropkit.metrics.calibration import (
+    CalibrationBins,
+    CalibrationError,
+    calibration_bins,
+    expected_calibration_error,
+)
+from dropkit.metrics.classification import accuracy, brier_score, negative_log_likelihood
+from dropkit.metrics.detection import aupr, auroc
+from dropkit.metrics.regression import gaussian_nll, interval_coverage, rmse
+from dropkit.metrics.selective import RiskCoverageCurve, aurc, risk_coverage_curve
+
+__all__ = [
+    "accuracy",
+    "negative_log_likelihood",
+    "brier_score",
+    "CalibrationBins",
+    "calibration_bins",
+    "expected_calibration_error",
+    "CalibrationError",
+    "auroc",
+    "aupr",
+    "RiskCoverageCurve",
+    "risk_coverage_curve",
+    "aurc",
+    "rmse",
+    "gaussian_nll",
+    "interval_coverage",
+]
