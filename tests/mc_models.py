@@ -1,0 +1,129 @@
+"""Small models in the styles MC dropout must handle (shared by the mc tests)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CNN(nn.Module):
+    """VGG/AlexNet pattern: conv + BatchNorm backbone, dropout classifier head."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5),
+                                  nn.Linear(16, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class FunctionalMLP(nn.Module):
+    """Dropout written in forward, gated by the module's own flag."""
+
+    def __init__(self, d: int = 6, classes: int = 3, p: float = 0.3) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(d, 16), nn.Linear(16, 16), nn.Linear(16, classes)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(F.relu(self.fc1(x)), self.p, training=self.training)
+        x = F.dropout(F.relu(self.fc2(x)), p=self.p, training=self.training)
+        return self.out(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """nanoGPT-style attention: SDPA with dropout_p gated by the flag, plus resid dropout."""
+
+    def __init__(self, d: int = 16, heads: int = 2, p: float = 0.2) -> None:
+        super().__init__()
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.resid_dropout = nn.Dropout(p)
+        self.n_head, self.dropout = heads, p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None,
+                                           dropout_p=self.dropout if self.training else 0,
+                                           is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class Block(nn.Module):
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d),
+                                 nn.Dropout(0.2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class AttentionOnly(nn.Module):
+    """Only SDPA attention dropout: the stochasticity must come from the functional call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = CausalSelfAttention()
+        self.attn.resid_dropout = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x)
+
+
+def transformer_encoder() -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.2, batch_first=True)
+    return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+
+class HardCoded(nn.Module):
+    """Dropout that is always on (training=True): found, reported, never controllable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(F.dropout(self.fc(x), 0.5, training=True))
+
+
+class FlagAlsoGatesOther(nn.Module):
+    """self.training gates dropout AND a different computation: switching it is unsafe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(self.fc(x), 0.5, training=self.training)
+        if self.training:
+            x = x + 1.0
+        return x
+
+
+def snapshot(model: nn.Module) -> tuple[dict[str, torch.Tensor], list[bool]]:
+    """Every parameter and buffer (cloned) and every training flag."""
+    state = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    return state, [m.training for m in model.modules()]
+
+
+def assert_same_state(model: nn.Module, snap: tuple[dict[str, torch.Tensor], list[bool]]) -> None:
+    state, flags = snap
+    now = model.state_dict(keep_vars=True)
+    assert state.keys() == now.keys()
+    for k, v in state.items():
+        assert torch.equal(v, now[k].detach()), f"{k} changed"
+        assert v.dtype == now[k].dtype
+    assert flags == [m.training for m in model.modules()]
