@@ -127,3 +127,17 @@ def assert_same_state(model: nn.Module, snap: tuple[dict[str, torch.Tensor], lis
         assert torch.equal(v, now[k].detach()), f"{k} changed"
         assert v.dtype == now[k].dtype
     assert flags == [m.training for m in model.modules()]
+
+
+class IfGated(nn.Module):
+    """`if self.training: x = F.dropout(x, p)`: gated by the flag through an if-block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc(x))
+        if self.training:
+            x = F.dropout(x, 0.4)
+        return self.out(x)

@@ -12,6 +12,7 @@ from tests.mc_models import (
     FlagAlsoGatesOther,
     FunctionalMLP,
     HardCoded,
+    IfGated,
     assert_same_state,
     snapshot,
     transformer_encoder,
@@ -22,6 +23,7 @@ CASES = [
     (FunctionalMLP, (5, 6), [""]),
     (Block, (3, 7, 16), ["attn", "attn.resid_dropout", "mlp.3"]),
     (AttentionOnly, (3, 7, 16), ["attn"]),
+    (IfGated, (5, 6), [""]),
     (transformer_encoder, (3, 7, 16), None),
 ]
 
@@ -123,9 +125,9 @@ def test_report_lists_uncontrollable_dropout():
 
 def test_flag_that_gates_other_behaviour_is_not_switched():
     model = FlagAlsoGatesOther().eval()
-    with pytest.raises(dropkit.NoDropoutError, match="also switches other behaviour"):
-        with dropkit.mc_mode(model):
-            pass
+    with pytest.raises(dropkit.NoDropoutError, match="also switches other behaviour"), \
+            dropkit.mc_mode(model):
+        pass
     assert not model.training
 
 

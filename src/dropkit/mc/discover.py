@@ -127,6 +127,20 @@ class _Finder(ast.NodeVisitor):
         self.calls: list[_Call] = []
         self.gating_nodes: set[int] = set()  # ids of self.training nodes used to gate dropout
 
+    def visit_If(self, node: ast.If) -> None:
+        """``if self.training: x = F.dropout(x, p)``: dropout gated by the flag, nothing else."""
+        calls = [s.value for s in node.body if isinstance(s, (ast.Assign, ast.Expr))
+                 and isinstance(s.value, ast.Call)]
+        if (_is_self_training(node.test) and not node.orelse and len(calls) == len(node.body)
+                and all(_func_name(c) in _DROPOUT_FUNCS for c in calls)):
+            self._mark(node.test)
+            for c in calls:
+                self.calls.append(_Call("functional", "flag", _arg(c, 1, "p"), c.lineno))
+                for arg in [*c.args, *(k.value for k in c.keywords)]:
+                    self.visit(arg)
+            return
+        self.generic_visit(node)
+
     def visit_Call(self, node: ast.Call) -> None:
         name = _func_name(node)
         if name in _DROPOUT_FUNCS or (name == "dropout" and any(k.arg == "active"
@@ -211,7 +225,8 @@ def _eval_p(expr: ast.expr | None, module: nn.Module, self_names: tuple[str, ...
             return True if name == "training" else getattr(module, name)
 
     try:
-        value = eval(compile(tree, "<dropout p>", "eval"), {}, dict.fromkeys(self_names, _Training()))
+        scope = dict.fromkeys(self_names, _Training())
+        value = eval(compile(tree, "<dropout p>", "eval"), {}, scope)
         return float(value)
     except Exception:  # noqa: BLE001 - any failure just means "p unknown"
         return None

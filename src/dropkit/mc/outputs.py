@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 
-Output = Union[torch.Tensor, tuple[torch.Tensor, ...]]
-Selector = Union[None, int, str, Callable[[Any], Any]]
+Output = torch.Tensor | tuple[torch.Tensor, ...]
+Selector = None | int | str | Callable[[Any], Any]
 
 
 def select_output(out: Any, output: Selector) -> Output:
