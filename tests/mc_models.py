@@ -141,3 +141,14 @@ class IfGated(nn.Module):
         if self.training:
             x = F.dropout(x, 0.4)
         return self.out(x)
+
+
+class ChildNamedDropout(nn.Module):
+    """A child module called `dropout` (nanoGPT, HF): a module site, not functional dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.dropout = nn.Linear(6, 3), nn.Dropout(0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc(x))

@@ -9,6 +9,7 @@ from tests.mc_models import (
     CNN,
     AttentionOnly,
     Block,
+    ChildNamedDropout,
     FlagAlsoGatesOther,
     FunctionalMLP,
     HardCoded,
@@ -153,3 +154,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="`on_missing` to be one of 'raise', 'ignore'"), \
             dropkit.mc_mode(CNN(), on_missing="warn"):
         pass
+
+
+def test_child_module_named_dropout_is_a_module_site():
+    with dropkit.mc_mode(ChildNamedDropout()) as report:
+        assert report.stochastic == ["dropout"]
+        assert report.uncontrollable == [] and [s.kind for s in report.sites] == ["module"]

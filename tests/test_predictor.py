@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 import dropkit
-from dropkit import uncertainty as U
 from tests.mc_models import CNN, FunctionalMLP, assert_same_state, snapshot
 
 

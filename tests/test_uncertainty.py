@@ -135,12 +135,17 @@ def test_extreme_logits_stay_finite() -> None:
     assert mutual_information(logits, from_logits=True).item() == pytest.approx(math.log(2))
 
 
-def test_half_precision_is_computed_in_float32() -> None:
-    logits = _logits().to(torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32(dtype: torch.dtype) -> None:
+    logits = _logits(c=50).to(dtype)
     out = predictive_entropy(logits, from_logits=True)
     assert out.dtype == torch.float32
     ref = predictive_entropy(logits.double(), from_logits=True)
     torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+    # half-precision probabilities sum to 1 only within their own precision: still accepted
+    probs = torch.softmax(logits.float(), dim=-1).to(dtype)
+    assert (probs.double().sum(-1) - 1).abs().max() > 1e-4
+    assert predictive_entropy(probs, from_logits=False).dtype == torch.float32
 
 
 @settings(max_examples=60, deadline=None)

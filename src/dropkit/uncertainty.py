@@ -70,12 +70,14 @@ def _probability_tolerance(dtype: torch.dtype) -> float:
     return max(1e-4, 10.0 * torch.finfo(dtype).eps)
 
 
-def _check_probabilities(name: str, probs: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
+def _check_probabilities(name: str, probs: torch.Tensor, *, dim: int = -1,
+                         given_dtype: torch.dtype | None = None) -> torch.Tensor:
     """``probs`` must lie in [0, 1] and sum to 1 along ``dim`` (within a dtype tolerance).
 
+    ``given_dtype`` is the dtype the user passed (before any upcast); it sets the tolerance.
     Returns ``probs`` clamped to exactly [0, 1] so that round-off never yields a NaN log.
     """
-    tol = _probability_tolerance(probs.dtype)
+    tol = _probability_tolerance(given_dtype or probs.dtype)
     lo, hi = float(probs.min()), float(probs.max())
     if lo < -tol or hi > 1.0 + tol:
         raise DropkitValueError(
@@ -100,9 +102,10 @@ def _class_samples(samples: object, from_logits: object) -> tuple[torch.Tensor, 
     if samples.shape[2] == 0:
         raise DropkitValueError(expected("samples", "a (S, B, C) tensor with C >= 1 classes",
                                          _describe(samples)))
+    given_dtype = samples.dtype
     samples = _working_dtype(samples)
     if not from_logits:
-        samples = _check_probabilities("samples", samples, dim=-1)
+        samples = _check_probabilities("samples", samples, dim=-1, given_dtype=given_dtype)
     return samples, from_logits
 
 

@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     data = load_digits(seed=args.seed)
     model = mlp(64, [256, 256], 10, p=0.3)
-    epochs = tqdm(range(1), desc=f"training ({args.epochs} epochs)", leave=False)
-    for _ in epochs:
-        train(model, data.flat_train, data.y_train,
-              TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, seed=args.seed))
+    train(model, data.flat_train, data.y_train,
+          TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, seed=args.seed),
+          progress="training")
     mc = MCDropout(model, samples=args.samples, seed=args.seed, progress=False)
     x, y = data.flat_test, data.y_test
     rows = []

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -63,6 +62,7 @@ class Dataflow:
     nodes: list[Node]
     fx_error: str | None = None
     _users: list[list[int]] = field(default_factory=list, repr=False)
+    _anc: list[frozenset[int]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._users = [[] for _ in self.nodes]
@@ -80,19 +80,22 @@ class Dataflow:
 
     def ancestors(self, index: int) -> frozenset[int]:
         """Every node that node ``index`` depends on (not itself)."""
-        return self._ancestors(index)
+        # Inputs always precede their users, so one pass in index order fills the memo.
+        for j in range(len(self._anc), index + 1):
+            out: set[int] = set()
+            for i in self.nodes[j].inputs:
+                out.add(i)
+                out |= self._anc[i]
+            self._anc.append(frozenset(out))
+        return self._anc[index]
 
-    @functools.cache  # noqa: B019 - the graph is immutable once built and dies with its flows
-    def _ancestors(self, index: int) -> frozenset[int]:
-        out: set[int] = set()
-        for i in self.nodes[index].inputs:
-            out.add(i)
-            out |= self._ancestors(i)
-        return frozenset(out)
-
-    def nearest(self, index: int, *, forward: bool, skip: Iterable[str] = ("reshape",)) -> list[int]:
-        """Nearest nodes before (or after) ``index``, looking through ``skip`` categories."""
-        skip = frozenset(skip)
+    def nearest(self, index: int, *, forward: bool,
+                skip: Iterable[str] | Callable[[Node], bool] = ("reshape",)) -> list[int]:
+        """Nearest nodes before (or after) ``index``, looking through the nodes to ``skip``
+        (categories, or a predicate on a node)."""
+        if not callable(skip):
+            ops = frozenset(skip)
+            skip = lambda n: n.op in ops  # noqa: E731
         step = self.users if forward else (lambda i: list(self.nodes[i].inputs))
         found: list[int] = []
         seen: set[int] = set()
@@ -102,7 +105,7 @@ class Dataflow:
             if i in seen:
                 continue
             seen.add(i)
-            if self.nodes[i].op in skip:
+            if skip(self.nodes[i]):
                 stack.extend(step(i))
             else:
                 found.append(i)

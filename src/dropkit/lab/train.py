@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,12 @@ class TrainConfig:
     seed: int = 0
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> nn.Module:
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, *,
+          progress: str | None = None) -> nn.Module:
     """Train ``model`` in place on ``(x, y)`` and return it in eval mode.
 
     The shuffling and dropout masks come from ``cfg.seed`` (torch's global RNG is forked, so the
-    caller's stream is untouched).
+    caller's stream is untouched). ``progress``: a description to show a per-epoch progress bar.
     """
     loss_fn = F.cross_entropy if cfg.loss == "cross_entropy" else F.mse_loss
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -33,7 +35,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) 
         torch.manual_seed(cfg.seed)
         model.train()
         n = len(x)
-        for _ in range(cfg.epochs):
+        for _ in tqdm(range(cfg.epochs), desc=progress, disable=progress is None, leave=False,
+                      unit="epoch"):
             order = torch.randperm(n)
             for i in range(0, n, cfg.batch_size):
                 idx = order[i:i + cfg.batch_size]

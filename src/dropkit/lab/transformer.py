@@ -60,6 +60,9 @@ STDLIB_FILES = ("textwrap.py", "argparse.py", "typing.py", "inspect.py", "datacl
 
 REGIMES = ("small-data", "single-pass")
 
+#: Bytes 0..126 are themselves; every non-ASCII byte (rare in the stdlib) becomes 127.
+VOCAB = 128
+
 
 # ----------------------------------------------------------------------------- settings
 
@@ -74,23 +77,23 @@ class PlacementConfig:
     """
 
     n_layer: int = 2
-    d_model: int = 64
+    d_model: int = 32
     n_head: int = 4
-    context: int = 64
-    batch_size: int = 32
-    steps: int = 300
+    context: int = 32
+    batch_size: int = 16
+    steps: int = 250
     lr: float = 3e-3
     p: float = 0.2
-    small_chars: int = 16_384
-    val_chars: int = 32_768
-    evals: int = 4
+    small_chars: int = 8_192
+    val_chars: int = 16_384
+    evals: int = 5
     configs: tuple[str, ...] = tuple(CONFIGS)
     min_effect: float = 0.01  # nats per byte
 
 
 def quick_config() -> PlacementConfig:
-    return PlacementConfig(n_layer=1, d_model=32, context=32, batch_size=16, steps=40,
-                           small_chars=4_096, val_chars=4_096, evals=2, configs=QUICK_CONFIGS)
+    return PlacementConfig(n_layer=1, d_model=16, n_head=2, context=16, batch_size=8, steps=30,
+                           small_chars=2_048, val_chars=2_048, evals=2, configs=QUICK_CONFIGS)
 
 
 # ----------------------------------------------------------------------------- data
@@ -130,7 +133,8 @@ def load_corpus(files: Sequence[str] = STDLIB_FILES, *, val_fraction: float = 0.
         raise FileNotFoundError(f"none of the standard-library files {list(files)} is under {base}")
 
     def to_tensor(parts: list[bytes]) -> torch.Tensor:
-        return torch.frombuffer(bytearray(b"".join(parts)), dtype=torch.uint8).long()
+        raw = torch.frombuffer(bytearray(b"".join(parts)), dtype=torch.uint8)
+        return raw.long().clamp(max=VOCAB - 1)
 
     return Corpus(to_tensor(train_parts), to_tensor(val_parts), tuple(found))
 
@@ -156,131 +160,203 @@ def windows(stream: torch.Tensor, context: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- model
 
 
-class Block(nn.Module):
-    """A pre-LayerNorm transformer block with a dropout at every site of `SITES`."""
+def _dropout(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """Inverted dropout with a keep probability per model: ``x`` is ``(K, ...)``, ``keep``
+    ``(K,)`` (``None``: no model drops here)."""
+    if keep is None:
+        return x
+    keep = keep.view(-1, *([1] * (x.dim() - 1)))
+    return x * (torch.rand_like(x) < keep) / keep
 
-    def __init__(self, d: int, n_head: int, p: dict[str, float]) -> None:
+
+class StackedGPT(nn.Module):
+    """``K`` independent byte-level GPTs (pre-LayerNorm, nanoGPT-style) in one module.
+
+    Every parameter has a leading ``K`` dimension, and model ``k`` drops at the sites
+    ``sites[k]`` with probability ``p``; the models share no parameter, so summing their losses
+    trains each one exactly as if it were alone, while one batched step costs far less than
+    ``K`` small ones on a CPU. Inputs and logits are ``(K, B, T)`` and ``(K, B, T, vocab)``.
+    """
+
+    def __init__(self, init: dict[str, torch.Tensor], sites: Sequence[Sequence[str]], *,
+                 n_head: int, p: float) -> None:
         super().__init__()
+        k = len(sites)
         self.n_head = n_head
-        self.p_attn = p["attn"]
-        self.ln1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-        self.ln2 = nn.LayerNorm(d)
-        self.fc = nn.Linear(d, 4 * d)
-        self.fc_out = nn.Linear(4 * d, d)
-        self.drop_ln = nn.Dropout(p["ln"])
-        self.drop_attn_out = nn.Dropout(p["attn_out"])
-        self.drop_ffn_mid = nn.Dropout(p["ffn_mid"])
-        self.drop_ffn_out = nn.Dropout(p["ffn_out"])
-        self.drop_resid = nn.Dropout(p["resid"])
+        self.n_layer = sum(1 for name in init if name.endswith(".qkv.w"))
+        # (1, ...) -> (K, ...): every model starts from the weights it is given.
+        self.params = nn.ParameterDict({
+            name.replace(".", "_"): nn.Parameter(w.unsqueeze(0).repeat(k, *[1] * w.dim()))
+            if w.shape[0] != k else nn.Parameter(w.clone())
+            for name, w in init.items()})
+        self.keep: dict[str, torch.Tensor | None] = {}
+        for site in SITES:
+            mask = torch.tensor([site in s for s in sites])
+            self.keep[site] = (1 - p * mask.float()) if (mask.any() and p > 0) else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        q, k, v = self.qkv(self.drop_ln(self.ln1(x))).split(c, dim=2)
-        # (B, T, C) -> (B, nh, T, hs)
-        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        # Dropout on the attention weights (after softmax), as in nanoGPT.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.p_attn if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(b, t, c)
-        x = self.drop_resid(x + self.drop_attn_out(self.proj(y)))
-        h = self.drop_ffn_mid(F.gelu(self.fc(self.drop_ln(self.ln2(x)))))
-        return self.drop_resid(x + self.drop_ffn_out(self.fc_out(h)))
+    def w(self, name: str) -> torch.Tensor:
+        return self.params[name.replace(".", "_")]
 
+    def _layer_norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        x = F.layer_norm(x, x.shape[-1:])
+        return x * self.w(name + ".g")[:, None, None] + self.w(name + ".b")[:, None, None]
 
-class TinyGPT(nn.Module):
-    """A byte-level GPT: embeddings, ``n_layer`` blocks, final LayerNorm, linear head."""
+    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        k, b, t, _ = x.shape
+        # (K, B*T, in) @ (K, in, out) + (K, 1, out) -> (K, B, T, out)
+        y = torch.baddbmm(self.w(name + ".b")[:, None], x.reshape(k, b * t, -1),
+                          self.w(name + ".w"))
+        return y.view(k, b, t, -1)
 
-    def __init__(self, *, n_layer: int, d_model: int, n_head: int, context: int,
-                 sites: Sequence[str] = (), p: float = 0.0, vocab: int = 256) -> None:
-        super().__init__()
-        unknown = set(sites) - set(SITES)
-        if unknown:
-            raise ValueError(f"unknown dropout sites {sorted(unknown)}; valid: {list(SITES)}")
-        rates = {s: (p if s in sites else 0.0) for s in SITES}
-        self.tok = nn.Embedding(vocab, d_model)
-        self.pos = nn.Embedding(context, d_model)
-        self.drop_emb = nn.Dropout(rates["emb"])
-        self.blocks = nn.ModuleList(Block(d_model, n_head, rates) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab, bias=False)
+    def _site(self, x: torch.Tensor, site: str) -> torch.Tensor:
+        return _dropout(x, self.keep[site]) if self.training else x
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, T, vocab)`` for byte indices ``(B, T)``."""
-        t = idx.shape[1]
-        x = self.drop_emb(self.tok(idx) + self.pos(torch.arange(t)))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln_f(x))
+        k, b, t = idx.shape
+        tok = self.w("tok")  # (K, vocab, C)
+        x = tok[torch.arange(k)[:, None, None], idx] + self.w("pos")[:, None, :t]  # (K, B, T, C)
+        x = self._site(x, "emb")
+        c = x.shape[-1]
+        hs = c // self.n_head
+        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+        for i in range(self.n_layer):
+            h = self._site(self._layer_norm(x, f"h{i}.ln1"), "ln")
+            # (K, B, T, 3C) -> 3 x (K, B, nh, T, hs)
+            q, kk, v = (z.reshape(k, b, t, self.n_head, hs).transpose(2, 3)
+                        for z in self._linear(h, f"h{i}.qkv").split(c, dim=-1))
+            att = (q @ kk.transpose(-2, -1)) * hs ** -0.5  # (K, B, nh, T, T)
+            att = self._site(att.masked_fill(causal, float("-inf")).softmax(-1), "attn")
+            y = (att @ v).transpose(2, 3).reshape(k, b, t, c)
+            x = self._site(x + self._site(self._linear(y, f"h{i}.proj"), "attn_out"), "resid")
+            h = self._site(self._layer_norm(x, f"h{i}.ln2"), "ln")
+            h = self._site(F.gelu(self._linear(h, f"h{i}.fc")), "ffn_mid")
+            x = self._site(x + self._site(self._linear(h, f"h{i}.fc_out"), "ffn_out"), "resid")
+        x = self._layer_norm(x, "ln_f")
+        return x @ self.w("head").transpose(-2, -1).unsqueeze(1)  # (K, B, T, vocab)
+
+    def clip_grad_norm_(self, max_norm: float) -> None:
+        """Clip each model's gradient norm separately (``clip_grad_norm_`` would mix them)."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0)  # (K,)
+        scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+def init_weights(*, n_layer: int, d_model: int, context: int, vocab: int = VOCAB,
+                 seed: int) -> dict[str, torch.Tensor]:
+    """GPT-2 initialisation of one model (weights N(0, 0.02), residual projections scaled by
+    1/sqrt(2 n_layer), biases 0, LayerNorm gains 1), reproducible from ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int, std: float = 0.02) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * std
+
+    d = d_model
+    out: dict[str, torch.Tensor] = {"tok": normal(vocab, d), "pos": normal(context, d)}
+    resid_std = 0.02 / math.sqrt(2 * n_layer)
+    for i in range(n_layer):
+        out |= {f"h{i}.ln1.g": torch.ones(d), f"h{i}.ln1.b": torch.zeros(d),
+                f"h{i}.qkv.w": normal(d, 3 * d), f"h{i}.qkv.b": torch.zeros(3 * d),
+                f"h{i}.proj.w": normal(d, d, std=resid_std), f"h{i}.proj.b": torch.zeros(d),
+                f"h{i}.ln2.g": torch.ones(d), f"h{i}.ln2.b": torch.zeros(d),
+                f"h{i}.fc.w": normal(d, 4 * d), f"h{i}.fc.b": torch.zeros(4 * d),
+                f"h{i}.fc_out.w": normal(4 * d, d, std=resid_std),
+                f"h{i}.fc_out.b": torch.zeros(d)}
+    out |= {"ln_f.g": torch.ones(d), "ln_f.b": torch.zeros(d), "head": normal(vocab, d)}
+    return out
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def _loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    logits = model(batch[:, :-1])
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+def _losses(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per model ``(K,)`` of ``(K, B, T + 1)`` windows."""
+    logits = model(batch[..., :-1])
+    ce = F.cross_entropy(logits.flatten(0, 2), batch[..., 1:].flatten(), reduction="none")
+    return ce.view(batch.shape[0], -1).mean(1)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, val: torch.Tensor, batch_size: int = 256) -> float:
-    """Mean cross-entropy (nats per byte) over the validation windows, dropout off.
-
-    The model is left in the train/eval state it had.
-    """
+def evaluate(model: StackedGPT, val: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Validation cross-entropy per model ``(K,)`` in nats per byte, dropout off; ``val`` is
+    ``(N, T + 1)`` windows shared by all models. The train/eval flag is restored."""
     was_training = model.training
     model.eval()
+    k = next(iter(model.params.values())).shape[0]
     try:
-        total, count = 0.0, 0
+        total = torch.zeros(k, dtype=torch.float64)
         for i in range(0, len(val), batch_size):
             chunk = val[i:i + batch_size]
-            total += _loss(model, chunk).item() * chunk.numel()
-            count += chunk.numel()
+            total += _losses(model, chunk.expand(k, *chunk.shape)).double() * len(chunk)
     finally:
         model.train(was_training)
-    return total / count
+    return total / len(val)
 
 
-def train_one(train_windows: torch.Tensor, val_windows: torch.Tensor, sites: Sequence[str],
-              pc: PlacementConfig, *, seed: int, single_pass: bool) -> dict[str, Any]:
-    """Train one model; return its final and best validation loss and the training loss.
+def train_stack(train_windows: torch.Tensor, val_windows: torch.Tensor,
+                configs: Sequence[str], seeds: Sequence[int], pc: PlacementConfig, *,
+                single_pass: bool, progress: Any = None) -> dict[str, Any]:
+    """Train one model per (seed, configuration) on ``(N, T + 1)`` windows, all at once.
 
-    ``seed`` fixes the initial weights, the batch order and the dropout masks; the weights and
-    batches do not depend on ``sites``, so configurations are compared on equal terms.
+    Seed ``s`` fixes the initial weights and the batch order of all its configurations (so
+    they differ only by where they drop) and, with the others, the dropout masks. Returns
+    ``val`` and ``best_val`` ``(seeds, configs)`` lists, ``train`` (last training loss) and the
+    validation ``curve`` ``[(step, (seeds, configs) list)]``.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = TinyGPT(n_layer=pc.n_layer, d_model=pc.d_model, n_head=pc.n_head,
-                        context=pc.context, sites=sites, p=pc.p)
-        data_gen = torch.Generator().manual_seed(10_000 + seed)
-        n_needed = pc.steps * pc.batch_size
+    n_cfg = len(configs)
+    needed = pc.steps * pc.batch_size
+    orders = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(10_000 + s)
         if single_pass:
-            if len(train_windows) < n_needed:
-                raise ValueError(f"single pass needs {n_needed} windows, the corpus has "
+            if len(train_windows) < needed:
+                raise ValueError(f"a single pass needs {needed} windows, the corpus has "
                                  f"{len(train_windows)}")
-            order = torch.randperm(len(train_windows), generator=data_gen)[:n_needed]
+            orders.append(torch.randperm(len(train_windows), generator=gen)[:needed])
         else:
-            reps = math.ceil(n_needed / len(train_windows))
-            order = torch.cat([torch.randperm(len(train_windows), generator=data_gen)
-                               for _ in range(reps)])[:n_needed]
+            reps = math.ceil(needed / len(train_windows))
+            orders.append(torch.cat([torch.randperm(len(train_windows), generator=gen)
+                                     for _ in range(reps)])[:needed])
+    # (S, steps*B) -> (S*configs, steps, B): model k = seed k // n_cfg, config k % n_cfg
+    order = torch.stack(orders).repeat_interleave(n_cfg, 0).view(-1, pc.steps, pc.batch_size)
+    inits = [init_weights(n_layer=pc.n_layer, d_model=pc.d_model, context=pc.context,
+                          seed=s) for s in seeds]
+    init = {name: torch.stack([w[name] for w in inits]).repeat_interleave(n_cfg, 0)
+            for name in inits[0]}
+    sites = [CONFIGS[c] for _ in seeds for c in configs]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(hash_seeds(seeds))
+        model = StackedGPT(init, sites, n_head=pc.n_head, p=pc.p)
         opt = torch.optim.AdamW(model.parameters(), lr=pc.lr, weight_decay=0.0)
         eval_at = {round(pc.steps * (i + 1) / pc.evals) for i in range(pc.evals)}
-        curve: list[tuple[int, float]] = []
-        train_loss = float("nan")
+        curve: list[tuple[int, list[list[float]]]] = []
+        train_loss = torch.full((len(sites),), float("nan"))
         model.train()
-        for step in range(1, pc.steps + 1):
-            batch = train_windows[order[(step - 1) * pc.batch_size:step * pc.batch_size]]
-            loss = _loss(model, batch)
+        for step in range(pc.steps):
+            batch = train_windows[order[:, step]]  # (K, B, T + 1)
+            losses = _losses(model, batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            losses.sum().backward()
+            model.clip_grad_norm_(1.0)
             opt.step()
-            train_loss = loss.item()
-            if step in eval_at:
-                curve.append((step, evaluate(model, val_windows)))
-    return {"val_loss": curve[-1][1], "best_val_loss": min(v for _, v in curve),
-            "last_train_loss": train_loss, "curve": curve}
+            train_loss = losses.detach()
+            if step + 1 in eval_at:
+                curve.append((step + 1, evaluate(model, val_windows).view(len(seeds), n_cfg)
+                              .tolist()))
+            if progress is not None:
+                progress.update(1)
+    vals = torch.tensor([c for _, c in curve])  # (evals, S, configs)
+    return {"val": vals[-1].tolist(), "best_val": vals.min(0).values.tolist(),
+            "train": train_loss.view(len(seeds), n_cfg).tolist(), "curve": curve}
+
+
+def hash_seeds(seeds: Sequence[int]) -> int:
+    """One seed for the dropout masks of a stack, from its seed list."""
+    h = 0
+    for s in seeds:
+        h = (h * 1_000_003 + int(s)) % (2**62)
+    return h
 
 
 # ----------------------------------------------------------------------------- the claim
@@ -365,32 +441,30 @@ def run(cfg: LabConfig) -> ClaimResult:
 
     from tqdm.auto import tqdm
 
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {r: {c: [] for c in configs} for r in REGIMES}
-    total = len(REGIMES) * len(configs) * len(seeds)
-    with tqdm(total=total, desc=CLAIM_ID, disable=not cfg.progress, leave=False) as bar:
+    raw: dict[str, dict[str, Any]] = {}
+    with tqdm(total=len(REGIMES) * pc.steps, desc=CLAIM_ID, disable=not cfg.progress,
+              leave=False, unit="step") as bar:
         for regime, (train_w, single) in regimes.items():
-            for seed in seeds:
-                for name in configs:
-                    raw[regime][name].append(
-                        train_one(train_w, val, CONFIGS[name], pc, seed=seed, single_pass=single))
-                    bar.update(1)
+            raw[regime] = train_stack(train_w, val, configs, seeds, pc, single_pass=single,
+                                      progress=bar)
 
     tokens = pc.steps * pc.batch_size * pc.context
     numbers: dict[str, Any] = {"regimes": {}}
     for regime, (train_w, _) in regimes.items():
         n_train = len(train_w) * pc.context
-        desc = (f"{n_train:,} training bytes, {tokens / n_train:.1f} epochs"
+        desc = (f"{n_train:,} training bytes, {tokens / n_train:.0f} epochs"
                 if regime == "small-data" else f"{tokens:,} training bytes, each seen once")
-        per_config = {c: [r["val_loss"] for r in raw[regime][c]] for c in configs}
+        r = raw[regime]
+        per_config = {c: [row[j] for row in r["val"]] for j, c in enumerate(configs)}
         stats = {}
-        for c in configs:
+        for j, c in enumerate(configs):
             m, se = mean_se(per_config[c])
-            bm, bse = mean_se([r["best_val_loss"] for r in raw[regime][c]])
-            tm, _ = mean_se([r["last_train_loss"] for r in raw[regime][c]])
+            bm, bse = mean_se([row[j] for row in r["best_val"]])
+            tm, _ = mean_se([row[j] for row in r["train"]])
             stats[c] = {"sites": list(CONFIGS[c]), "val_loss": per_config[c],
                         "val_loss_mean": m, "val_loss_se": se, "best_val_loss_mean": bm,
                         "best_val_loss_se": bse, "last_train_loss_mean": tm,
-                        "curves": [r["curve"] for r in raw[regime][c]]}
+                        "curve": [[step, [row[j] for row in v]] for step, v in r["curve"]]}
         effects = _effects(per_config)
         for e in effects.values():
             e["mean"], e["se"] = mean_se(e["effects"])

@@ -99,8 +99,12 @@ def _mentions_self_training(node: ast.AST) -> bool:
 
 
 def _func_name(call: ast.Call) -> str | None:
+    """The called function's name; None for ``self.<attr>(...)``, a child module (or method)
+    such as nanoGPT's ``self.dropout(x)``, which is found as a module, not as functional."""
     f = call.func
     if isinstance(f, ast.Attribute):
+        if isinstance(f.value, ast.Name) and f.value.id in _SELF_NAMES:
+            return None
         return f.attr
     if isinstance(f, ast.Name):
         return f.id

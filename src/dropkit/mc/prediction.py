@@ -27,6 +27,12 @@ class Prediction:
             classification.
         log_var_samples: sampled log-variances ``(S, B, ...)`` of a heteroscedastic head.
         tau: the homoscedastic noise precision used, if any.
+        samples_per_batch: S used for each predicted batch, in order (with ``samples="auto"``
+            they differ; ``n_samples`` is then the largest).
+        target_log_likelihood: per-point mixture log-likelihood ``(B, ...)`` of the targets
+            passed to ``predict(x, target=...)`` (regression with a noise model), computed while
+            streaming so it needs no kept samples; `log_likelihood` returns it for those targets.
+        likelihood_target: the targets it was computed for.
     """
 
     task: str
@@ -45,6 +51,9 @@ class Prediction:
     total_variance: torch.Tensor | None = None
     log_var_samples: torch.Tensor | None = None
     tau: float | None = None
+    samples_per_batch: list[int] | None = None
+    target_log_likelihood: torch.Tensor | None = None
+    likelihood_target: torch.Tensor | None = None
 
     @classmethod
     def classification(cls, samples: torch.Tensor, *, from_logits: bool, keep: bool,
@@ -82,10 +91,17 @@ class Prediction:
         """
         from dropkit.errors import DropkitValueError, expected
 
+        if (self.samples is None and self.target_log_likelihood is not None
+                and self.likelihood_target is not None and isinstance(target, torch.Tensor)
+                and target.shape == self.likelihood_target.shape
+                and torch.equal(target.to(self.likelihood_target.dtype), self.likelihood_target)):
+            return self.target_log_likelihood
         if self.task != "regression" or self.samples is None:
             raise DropkitValueError(expected(
-                "target", "used on a regression prediction made with keep_samples=True",
-                f"a {self.task} prediction with samples={'kept' if self.samples is not None else None}"))
+                "target", "used on a regression prediction made with keep_samples=True (or the "
+                "targets passed to predict(x, target=...) when streaming)",
+                f"a {self.task} prediction with samples="
+                f"{'kept' if self.samples is not None else None}"))
         return U.gaussian_mixture_log_likelihood(self.samples, target, tau=self.tau,
                                                  log_var=self.log_var_samples)
 
@@ -93,12 +109,33 @@ class Prediction:
     def concatenate(parts: list[Prediction]) -> Prediction:
         """Join predictions of consecutive batches along B (samples along their B dim)."""
         first = parts[0]
-        joined = {}
+        joined: dict[str, object] = {}
+        same_s = len({p.n_samples for p in parts}) == 1
         for f in fields(Prediction):
             values = [getattr(p, f.name) for p in parts]
-            if isinstance(values[0], torch.Tensor):
+            if f.name == "samples_per_batch":
+                joined[f.name] = [s for p in parts for s in (p.samples_per_batch
+                                                             or [p.n_samples])]
+            elif f.name == "n_samples":
+                joined[f.name] = max(values)
+            elif f.name in ("samples", "log_var_samples") and not same_s:
+                joined[f.name] = None  # batches of different S cannot be stacked
+            elif any(v is None for v in values):
+                joined[f.name] = None if isinstance(values[0], torch.Tensor) or values[0] is None \
+                    else first.__dict__[f.name]
+            elif isinstance(values[0], torch.Tensor):
                 dim = 1 if f.name in ("samples", "log_var_samples") else 0
                 joined[f.name] = torch.cat(values, dim)
             else:
                 joined[f.name] = getattr(first, f.name)
-        return Prediction(**joined)
+        return Prediction(**joined)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_measures(cls, task: str, measures: dict[str, torch.Tensor | None], *,
+                      n_samples: int, strategy: str, reason: str, tau: float | None = None,
+                      target: torch.Tensor | None = None) -> Prediction:
+        """A prediction from streamed measures (no samples kept)."""
+        return cls(task=task, n_samples=n_samples, strategy=strategy, strategy_reason=reason,
+                   tau=tau, samples_per_batch=[n_samples],
+                   likelihood_target=target if measures.get("target_log_likelihood")
+                   is not None else None, **measures)  # type: ignore[arg-type]

@@ -17,10 +17,9 @@ from dropkit._validate import (
     check_tensor,
 )
 from dropkit.errors import DropkitTypeError, expected
-from dropkit.mc.mode import mc_mode
 from dropkit.mc.outputs import Output, Selector, check_output_finite, select_output
 
-STRATEGIES = ("auto", "loop", "stacked")
+STRATEGIES = ("auto", "loop", "stacked", "cached")
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 
@@ -114,7 +113,7 @@ def stacked_samples(model: nn.Module, x: Inputs, samples: int, *, max_batch: int
     while start < total:
         rows = torch.arange(start, min(start + step, total), device=device_of(x)) % b
         try:
-            parts.append(call(model, map_inputs(x, lambda t: t.index_select(0, rows)), output))
+            parts.append(call(model, map_inputs(x, lambda t, r=rows: t.index_select(0, r)), output))
         except torch.OutOfMemoryError:
             if step == 1 or device_of(x).type != "cuda":
                 raise
@@ -128,16 +127,6 @@ def stacked_samples(model: nn.Module, x: Inputs, samples: int, *, max_batch: int
     return flat.reshape(samples, b, *flat.shape[1:])  # (S*B, ...) -> (S, B, ...)
 
 
-def choose_strategy(strategy: str, x: Inputs) -> tuple[str, str]:
-    """Resolve ``"auto"``: returns (strategy, reason)."""
-    if strategy != "auto":
-        return strategy, "chosen by the caller"
-    if device_of(x).type == "cuda":
-        return "stacked", "GPU: one large pass keeps the device busy"
-    return "loop", ("CPU: S passes of one batch; a single stacked pass is often slower on CPU "
-                    "because its large activations are allocated and page-faulted per op")
-
-
 def sample(
     model: nn.Module,
     x: Inputs,
@@ -148,6 +137,7 @@ def sample(
     output: Selector = None,
     generator: torch.Generator | None = None,
     seed: int | None = None,
+    split_at: str | None = None,
 ) -> Output:
     """Monte Carlo dropout samples of ``model(x)``, shaped ``(S, B, ...)``.
 
@@ -159,23 +149,41 @@ def sample(
         x: the batch, ``(B, ...)``, or a tuple of tensors passed as positional arguments.
         samples: S >= 1.
         strategy: ``"loop"`` (S passes), ``"stacked"`` (the batch repeated S times, run in
-            passes of at most ``max_batch`` rows) or ``"auto"``.
-        max_batch: the most rows any single forward pass may take (None: no bound).
+            passes of at most ``max_batch`` rows), ``"cached"`` (everything before the first
+            stochastic op runs once on the B rows, the rest on the repeated rows; see
+            `dropkit.mc.cached_graph` and `dropkit.mc.cached_hooks`) or ``"auto"`` (cached when
+            it applies and reproduces the stacked samples, with the samples per pass measured
+            fastest; otherwise the measured faster of loop and stacked).
+        max_batch: the most rows any single forward pass may take, in every strategy (None: no
+            bound).
         output: how to pick the tensor(s) from the model's return value (see `select_output`).
         generator, seed: the source of the dropout masks; the same generator state (or seed) and
             strategy give identical samples. Without either, torch's global RNG is used.
+            ``"auto"`` remembers its choice per model and input shape, so repeated calls agree;
+            name the strategy for samples that are identical across machines.
+        split_at: cache up to this module (``"path.to.module"``) with hooks instead of tracing
+            (for models torch.fx cannot trace); used by ``"cached"`` and ``"auto"``.
 
     Returns:
         A tensor ``(S, B, ...)``, or a tuple of such tensors when the model returns several.
+
+    Note:
+        The cached strategy draws plain ``nn.Dropout``/``F.dropout`` masks as ``U < 1 - p``
+        (same law, cheaper on CPU than ``bernoulli_``), so its samples differ from the stacked
+        ones under one seed; with these masks turned off they agree to float tolerance (tested).
     """
+    from dropkit.mc.engine import session
+
     check_positive_int("samples", samples)
     check_choice("strategy", strategy, STRATEGIES)
     if max_batch is not None:
         check_positive_int("max_batch", max_batch)
+    if split_at is not None and not isinstance(split_at, str):
+        raise DropkitTypeError(expected("split_at", "None or a module path (str)",
+                                        type(split_at).__name__))
     x = check_inputs(x)
     if seed is not None:
         generator = torch.Generator().manual_seed(check_positive_int("seed", seed, minimum=0))
-    chosen, _ = choose_strategy(strategy, x)
-    run = loop_samples if chosen == "loop" else stacked_samples
-    with mc_mode(model), torch.inference_mode(), seeded(generator, device_of(x)):
-        return run(model, x, samples, max_batch=max_batch, output=output)
+    with session(model, x, samples, strategy=strategy, max_batch=max_batch, output=output,
+                 generator=generator, split_at=split_at) as sampler:
+        return sampler.draw(samples)

@@ -75,6 +75,7 @@ def class_inputs(preds: object, target: object, from_logits: object
     is exactly 0.
     """
     from_logits = _check_from_logits(from_logits)
+    given_dtype = as_tensor("preds", preds).dtype
     preds = float_tensor("preds", preds, ndim=2)
     b, c = preds.shape
     target = as_tensor("target", target)
@@ -97,5 +98,5 @@ def class_inputs(preds: object, target: object, from_logits: object
     if from_logits:
         log_probs = torch.log_softmax(preds, dim=-1)
         return log_probs.exp(), log_probs, target
-    probs = _check_probabilities("preds", preds, dim=-1)
+    probs = _check_probabilities("preds", preds, dim=-1, given_dtype=given_dtype)
     return probs, probs.log(), target

@@ -77,10 +77,12 @@ def _mass_edges(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     Written out (not ``torch.quantile``) because that has an input size limit.
     """
     ordered = confidence.double().sort().values
-    pos = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)[1:-1] * (len(ordered) - 1)
-    lo = pos.floor().long()
+    # position k (N - 1) / n_bins split exactly in integers: an edge that falls on a data
+    # point must equal it, or that point would slip into the neighbouring bin
+    scaled = torch.arange(1, n_bins, dtype=torch.int64) * (len(ordered) - 1)
+    lo = torch.div(scaled, n_bins, rounding_mode="floor")
+    frac = (scaled - lo * n_bins).double() / n_bins
     hi = (lo + 1).clamp_max(len(ordered) - 1)
-    frac = pos - lo
     inner = ordered[lo] + frac * (ordered[hi] - ordered[lo])
     edges = torch.cat([inner.new_zeros(1), inner, inner.new_ones(1)])
     return edges.to(confidence.dtype)

@@ -1,17 +1,46 @@
-"""Proper scoring rules and accuracy for class predictions ``(B, C)`` against labels ``(B,)``."""
+"""Proper scoring rules and accuracy for class predictions ``(B, C)`` against labels ``(B,)``.
+
+Each metric is a pure function and a streaming object (``update``/``compute``/``reset``)
+over the same private per-row function.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from dropkit.metrics._inputs import ArrayLike, class_inputs
+from dropkit.metrics._stream import RowMean
+from dropkit.uncertainty import _check_from_logits
 
-__all__ = ["accuracy", "negative_log_likelihood", "brier_score", "NLL_EPS"]
+__all__ = ["accuracy", "negative_log_likelihood", "brier_score", "Accuracy",
+           "NegativeLogLikelihood", "BrierScore", "NLL_EPS"]
 
 #: Probabilities given with ``from_logits=False`` are clamped below at this value before the
 #: log, so a confidently wrong prediction costs at most ``-log(1e-12) ~= 27.6`` nats instead of
 #: infinity. From logits no clamp is needed (``log_softmax`` is finite).
 NLL_EPS = 1e-12
+
+
+def _correct_rows(preds: ArrayLike, target: ArrayLike, from_logits: bool) -> torch.Tensor:
+    probs, _, target = class_inputs(preds, target, from_logits)
+    return (probs.argmax(dim=-1) == target).double()  # (B,)
+
+
+def _nll_rows(preds: ArrayLike, target: ArrayLike, from_logits: bool) -> torch.Tensor:
+    probs, log_probs, target = class_inputs(preds, target, from_logits)
+    if from_logits:
+        picked = log_probs.gather(1, target[:, None])
+    else:
+        picked = probs.gather(1, target[:, None]).clamp_min(NLL_EPS).log()
+    return -picked.squeeze(1).double()  # (B,)
+
+
+def _brier_rows(preds: ArrayLike, target: ArrayLike, from_logits: bool) -> torch.Tensor:
+    probs, _, target = class_inputs(preds, target, from_logits)
+    onehot = torch.nn.functional.one_hot(target, num_classes=probs.shape[1]).to(probs.dtype)
+    return ((probs - onehot) ** 2).sum(dim=-1).double()  # (B,)
 
 
 def accuracy(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> float:
@@ -25,8 +54,7 @@ def accuracy(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> float
         - preds: ``(B, C)`` logits (``from_logits=True``) or probabilities.
         - target: ``(B,)`` integer class indices in ``[0, C)``.
     """
-    probs, _, target = class_inputs(preds, target, from_logits)
-    return float((probs.argmax(dim=-1) == target).double().mean())
+    return float(_correct_rows(preds, target, from_logits).mean())
 
 
 def negative_log_likelihood(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> float:
@@ -40,12 +68,7 @@ def negative_log_likelihood(preds: ArrayLike, target: ArrayLike, *, from_logits:
         - preds: ``(B, C)`` logits (``from_logits=True``) or probabilities.
         - target: ``(B,)`` integer class indices in ``[0, C)``.
     """
-    probs, log_probs, target = class_inputs(preds, target, from_logits)
-    if from_logits:
-        picked = log_probs.gather(1, target[:, None])
-    else:
-        picked = probs.gather(1, target[:, None]).clamp_min(NLL_EPS).log()
-    return float(-picked.double().mean())
+    return float(_nll_rows(preds, target, from_logits).mean())
 
 
 def brier_score(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> float:
@@ -60,6 +83,37 @@ def brier_score(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> fl
         - preds: ``(B, C)`` logits (``from_logits=True``) or probabilities.
         - target: ``(B,)`` integer class indices in ``[0, C)``.
     """
-    probs, _, target = class_inputs(preds, target, from_logits)
-    onehot = torch.nn.functional.one_hot(target, num_classes=probs.shape[1]).to(probs.dtype)
-    return float(((probs - onehot) ** 2).sum(dim=-1).double().mean())
+    return float(_brier_rows(preds, target, from_logits).mean())
+
+
+class _ClassRowMean(RowMean):
+    """Base of the classification objects; subclasses name their per-row function."""
+
+    _rows: Callable[[ArrayLike, ArrayLike, bool], torch.Tensor]
+
+    def __init__(self, *, from_logits: bool) -> None:
+        self.from_logits = _check_from_logits(from_logits)
+        super().__init__()
+
+    def update(self, preds: ArrayLike, target: ArrayLike) -> _ClassRowMean:
+        """Add a batch: ``preds (B, C)``, ``target (B,)``."""
+        self._add(type(self)._rows(preds, target, self.from_logits))
+        return self
+
+
+class Accuracy(_ClassRowMean):
+    """Streaming :func:`accuracy`: ``Accuracy(from_logits=True).update(z, y).compute()``."""
+
+    _rows = staticmethod(_correct_rows)
+
+
+class NegativeLogLikelihood(_ClassRowMean):
+    """Streaming :func:`negative_log_likelihood`."""
+
+    _rows = staticmethod(_nll_rows)
+
+
+class BrierScore(_ClassRowMean):
+    """Streaming :func:`brier_score`."""
+
+    _rows = staticmethod(_brier_rows)

@@ -1,5 +1,9 @@
 """Regression metrics: error, Gaussian likelihood and interval coverage (averaged over all
-entries, so ``(B,)`` and ``(B, D)`` inputs both work)."""
+entries, so ``(B,)`` and ``(B, D)`` inputs both work).
+
+Each metric is a pure function and a streaming object (``update``/``compute``/``reset``)
+over the same private per-entry function.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import torch
 from dropkit._validate import check_probability
 from dropkit.errors import DropkitValueError, expected
 from dropkit.metrics._inputs import ArrayLike, float_tensor
+from dropkit.metrics._stream import RowMean
 
-__all__ = ["rmse", "gaussian_nll", "interval_coverage"]
+__all__ = ["rmse", "gaussian_nll", "interval_coverage", "RMSE", "GaussianNLL",
+           "IntervalCoverage"]
 
 
-def _pair(first: str, a: ArrayLike, others: dict[str, ArrayLike]) -> list[torch.Tensor]:
+def _same_shape(first: str, a: ArrayLike, others: dict[str, ArrayLike]) -> list[torch.Tensor]:
     """``a`` and every other tensor: finite, floating, non-empty, all of ``a``'s shape."""
     a = float_tensor(first, a)
     out = [a]
@@ -22,6 +28,37 @@ def _pair(first: str, a: ArrayLike, others: dict[str, ArrayLike]) -> list[torch.
         out.append(float_tensor(name, x, shape=tuple(a.shape), like=first))
     # float64 throughout: the results are Python floats and the inputs are small
     return [x.double() for x in out]
+
+
+def _check_level(level: object) -> float:
+    level = check_probability("level", level)
+    if level == 0.0:
+        raise DropkitValueError(expected("level", "a float in (0, 1)", level))
+    return level
+
+
+def _squared_error(preds: ArrayLike, target: ArrayLike) -> torch.Tensor:
+    preds, target = _same_shape("preds", preds, {"target": target})
+    return (preds - target) ** 2
+
+
+def _gaussian_nll_entries(mean: ArrayLike, var: ArrayLike, target: ArrayLike) -> torch.Tensor:
+    mean, var, target = _same_shape("mean", mean, {"var": var, "target": target})
+    if not bool((var > 0).all()):
+        raise DropkitValueError(
+            expected("var", "strictly positive variances", f"min {float(var.min()):.4g}")
+        )
+    return 0.5 * (math.log(2 * math.pi) + var.log()) + (target - mean) ** 2 / (2 * var)
+
+
+def _inside(mean: ArrayLike, std: ArrayLike, target: ArrayLike, level: float) -> torch.Tensor:
+    mean, std, target = _same_shape("mean", mean, {"std": std, "target": target})
+    if not bool((std >= 0).all()):
+        raise DropkitValueError(
+            expected("std", "non-negative standard deviations", f"min {float(std.min()):.4g}")
+        )
+    z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
+    return ((target - mean).abs() <= z * std).double()
 
 
 def rmse(preds: ArrayLike, target: ArrayLike) -> float:
@@ -32,8 +69,7 @@ def rmse(preds: ArrayLike, target: ArrayLike) -> float:
     Shape:
         - preds, target: the same shape, e.g. ``(B,)`` or ``(B, D)``.
     """
-    preds, target = _pair("preds", preds, {"target": target})
-    return math.sqrt(float(((preds - target) ** 2).mean()))
+    return math.sqrt(float(_squared_error(preds, target).mean()))
 
 
 def gaussian_nll(mean: ArrayLike, var: ArrayLike, target: ArrayLike) -> float:
@@ -50,13 +86,7 @@ def gaussian_nll(mean: ArrayLike, var: ArrayLike, target: ArrayLike) -> float:
     Shape:
         - mean, var, target: the same shape, e.g. ``(B,)`` or ``(B, D)``.
     """
-    mean, var, target = _pair("mean", mean, {"var": var, "target": target})
-    if not bool((var > 0).all()):
-        raise DropkitValueError(
-            expected("var", "strictly positive variances", f"min {float(var.min()):.4g}")
-        )
-    nll = 0.5 * (math.log(2 * math.pi) + var.log()) + (target - mean) ** 2 / (2 * var)
-    return float(nll.mean())
+    return float(_gaussian_nll_entries(mean, var, target).mean())
 
 
 def interval_coverage(mean: ArrayLike, std: ArrayLike, target: ArrayLike, *,
@@ -72,14 +102,35 @@ def interval_coverage(mean: ArrayLike, std: ArrayLike, target: ArrayLike, *,
     Shape:
         - mean, std, target: the same shape, e.g. ``(B,)`` or ``(B, D)``.
     """
-    level = check_probability("level", level)
-    if level == 0.0:
-        raise DropkitValueError(expected("level", "a float in (0, 1)", level))
-    mean, std, target = _pair("mean", mean, {"std": std, "target": target})
-    if not bool((std >= 0).all()):
-        raise DropkitValueError(
-            expected("std", "non-negative standard deviations", f"min {float(std.min()):.4g}")
-        )
-    z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
-    inside = (target - mean).abs() <= z * std
-    return float(inside.double().mean())
+    return float(_inside(mean, std, target, _check_level(level)).mean())
+
+
+class RMSE(RowMean):
+    """Streaming :func:`rmse`: ``update(preds, target)`` per batch, then ``compute()``."""
+
+    def update(self, preds: ArrayLike, target: ArrayLike) -> RMSE:
+        self._add(_squared_error(preds, target))
+        return self
+
+    def _finish(self, mean: float) -> float:
+        return math.sqrt(mean)
+
+
+class GaussianNLL(RowMean):
+    """Streaming :func:`gaussian_nll`: ``update(mean, var, target)`` per batch."""
+
+    def update(self, mean: ArrayLike, var: ArrayLike, target: ArrayLike) -> GaussianNLL:
+        self._add(_gaussian_nll_entries(mean, var, target))
+        return self
+
+
+class IntervalCoverage(RowMean):
+    """Streaming :func:`interval_coverage`: ``update(mean, std, target)`` per batch."""
+
+    def __init__(self, *, level: float = 0.95) -> None:
+        self.level = _check_level(level)
+        super().__init__()
+
+    def update(self, mean: ArrayLike, std: ArrayLike, target: ArrayLike) -> IntervalCoverage:
+        self._add(_inside(mean, std, target, self.level))
+        return self

@@ -1,0 +1,160 @@
+"""Batched vs. one-network-at-a-time cost of the full MC-dropout UCI protocol on one data set.
+
+The full protocol trains 20 x 12 grid networks plus 20 retrained ones for 4000 epochs each and
+evaluates each with 10,000 MC passes. Both sides are timed on the same machine, interleaved in
+rounds, and extrapolated to the full protocol the same way:
+
+- batched: ``train_batched`` of all 240 grid networks (and the 20 retrained ones) for a few
+  epochs, ``mc_evaluate`` of all of them for a few passes (dropkit.bench.uci_batched);
+- sequential: one ``torch.nn`` network with ``torch.optim.Adam`` (weight decay in the loss,
+  a fresh permutation per epoch, batch 128), and its MC passes as a loop of forward calls with
+  dropout on, as the original code does; a few networks are timed.
+
+Cost = (time per epoch) x epochs x networks + (time per MC pass) x T x networks, with medians
+over rounds. Times are CPU seconds of this process (``time.process_time``), which a machine
+shared with other jobs distorts far less than wall time; with one thread they equal the wall
+time of an unloaded core. ``--full`` also runs the real batched protocol and prints its wall time.
+
+    OMP_NUM_THREADS=1 python benchmarks/uci_speed.py --root ../shared/uci
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from dropkit.bench.uci_batched import glorot_init, mc_evaluate, train_batched
+from dropkit.bench.uci_config import UCIConfig
+from dropkit.bench.uci_protocol import run_uci
+from dropkit.datasets.uci import load_uci
+
+
+def _seq_network(D: int, H: int, p: float) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Dropout(p), torch.nn.Linear(D, H), torch.nn.ReLU(),
+                               torch.nn.Dropout(p), torch.nn.Linear(H, 1))
+
+
+def _time_seq_epochs(X: torch.Tensor, y: torch.Tensor, epochs: int, reg: float) -> float:
+    """Seconds per epoch of one plain network (the sequential baseline)."""
+    net = _seq_network(X.shape[1], 50, 0.05)
+    net.train()  # dropout on, as Keras `training=True`
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    weights = [net[1].weight, net[4].weight]
+    t0 = time.process_time()
+    for _ in range(epochs):
+        perm = torch.randperm(X.shape[0])
+        for start in range(0, X.shape[0], 128):
+            idx = perm[start : start + 128]
+            loss = ((net(X[idx]).squeeze(-1) - y[idx]) ** 2).mean()
+            loss = loss + reg * sum(w.pow(2).sum() for w in weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return (time.process_time() - t0) / epochs
+
+
+@torch.no_grad()
+def _time_seq_passes(X: torch.Tensor, passes: int) -> float:
+    """Seconds per MC pass of one plain network over X (the original's predict loop)."""
+    net = _seq_network(X.shape[1], 50, 0.05)
+    net.train()
+    t0 = time.process_time()
+    out = [net(X) for _ in range(passes)]
+    del out
+    return (time.process_time() - t0) / passes
+
+
+def _time_batched(K: int, X: torch.Tensor, y: torch.Tensor, epochs: int,
+                  Xe: torch.Tensor, passes: int, seed: int) -> tuple[float, float]:
+    """Seconds per epoch and per MC pass of K networks in one batch."""
+    g = torch.Generator().manual_seed(seed)
+    Xk, yk = X.expand(K, *X.shape).contiguous(), y.expand(K, *y.shape).contiguous()
+    p = torch.full((K,), 0.05)
+    model = glorot_init(K, X.shape[1], 50, generator=g)
+    t0 = time.process_time()
+    train_batched(model, Xk, yk, p, torch.full((K,), 1e-6), epochs=epochs, generator=g)
+    t_epoch = (time.process_time() - t0) / epochs
+    Xek = Xe.expand(K, *Xe.shape).contiguous()
+    ye = torch.zeros(K, Xe.shape[0])
+    t0 = time.process_time()
+    mc_evaluate(model, Xek, ye, p, y_scale=torch.ones(K), tau=torch.ones(K),
+                n_samples=passes, generator=g)
+    return t_epoch, (time.process_time() - t0) / passes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--root", default=None)
+    ap.add_argument("--dataset", default="bostonHousing")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=20, help="epochs timed per round and side")
+    ap.add_argument("--passes", type=int, default=200, help="MC passes timed per round, side")
+    ap.add_argument("--seq-networks", type=int, default=3, help="networks timed sequentially")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--full", action="store_true", help="also run the real batched protocol")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    ds = load_uci(args.dataset, args.root)
+    cfg = UCIConfig()
+    E, T = cfg.total_epochs(ds.n_epochs), cfg.mc_samples
+    n_grid = len(ds.dropout_rates) * len(ds.tau_values)
+    S = ds.n_splits
+    X_tr, y_tr, X_te, _ = ds.split(0)
+    n_sub = int(cfg.train_fraction * X_tr.shape[0])
+
+    def z(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((a - a.mean(0)) / (a.std(0) + 1e-12), dtype=torch.float32)
+
+    Xs, ys, Xv = z(X_tr[:n_sub]), z(y_tr[:n_sub]), z(X_tr[n_sub:])
+    Xf, yf, Xt = z(X_tr), z(y_tr), z(X_te)
+    seq, bat = {"grid_e": [], "grid_p": [], "fin_e": [], "fin_p": []}, {
+        "grid_e": [], "grid_p": [], "fin_e": [], "fin_p": []}
+    for r in range(args.rounds):
+        for _ in range(args.seq_networks):
+            seq["grid_e"].append(_time_seq_epochs(Xs, ys, args.epochs, 1e-6))
+            seq["grid_p"].append(_time_seq_passes(Xv, args.passes))
+        seq["fin_e"].append(_time_seq_epochs(Xf, yf, args.epochs, 1e-6))
+        seq["fin_p"].append(_time_seq_passes(Xt, args.passes))
+        e, p = _time_batched(S * n_grid, Xs, ys, args.epochs, Xv, args.passes, r)
+        bat["grid_e"].append(e)
+        bat["grid_p"].append(p)
+        e, p = _time_batched(S, Xf, yf, args.epochs, Xt, args.passes, r)
+        bat["fin_e"].append(e)
+        bat["fin_p"].append(p)
+    med = {side: {k: statistics.median(v) for k, v in d.items()}
+           for side, d in (("seq", seq), ("bat", bat))}
+    n_nets = {"grid": S * n_grid, "fin": S}
+    total = {}
+    for side in ("seq", "bat"):
+        per = 1 if side == "bat" else None
+        total[side] = sum(
+            (med[side][f"{ph}_e"] * E + med[side][f"{ph}_p"] * T) * (n_nets[ph] if per is None else 1)
+            for ph in ("grid", "fin")
+        )
+    print(f"data set {ds.name}: {S} splits x {n_grid} grid + {S} retrained networks, "
+          f"{E} epochs, T = {T}; torch {torch.__version__}, {args.threads} thread(s)")
+    for ph, label in (("grid", f"grid ({n_nets['grid']} nets)"), ("fin", f"retrain ({S} nets)")):
+        print(f"  {label}: per epoch seq {med['seq'][ph + '_e'] * 1e3:.2f} ms/net, batched "
+              f"{med['bat'][ph + '_e'] * 1e3:.1f} ms/all; per MC pass seq "
+              f"{med['seq'][ph + '_p'] * 1e3:.3f} ms/net, batched "
+              f"{med['bat'][ph + '_p'] * 1e3:.2f} ms/all")
+    print(f"extrapolated full protocol: one at a time {total['seq'] / 3600:.2f} h, "
+          f"batched {total['bat'] / 60:.1f} min")
+    print(f"speed-up batched / one at a time: {total['seq'] / total['bat']:.1f}x "
+          f"(medians of {args.rounds} interleaved rounds)")
+    if args.full:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = run_uci(ds, cfg, progress=True)
+        print(f"full batched protocol on {ds.name}: {time.perf_counter() - t0:.0f} s wall, "
+              f"{time.process_time() - c0:.0f} s CPU, "
+              f"RMSE {res.rmse_mean:.3f} ± {res.rmse_se:.3f}, LL {res.ll_mean:.3f} ± "
+              f"{res.ll_se:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Tables of UCI benchmark results against the published numbers (CSV and Markdown)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dropkit.bench.uci_config import PUBLISHED_2016, PUBLISHED_2018, PUBLISHED_SOURCES
+from dropkit.bench.uci_protocol import UCIResult
+
+__all__ = ["CSV_COLUMNS", "machine_info", "result_rows", "write_report"]
+
+CSV_COLUMNS = (
+    "dataset", "n_splits", "epochs", "mc_samples",
+    "rmse_mean", "rmse_se", "ll_mean", "ll_se",
+    "published_rmse", "published_rmse_se", "published_ll", "published_ll_se",
+    "within_2se_rmse", "within_2se_ll",
+    "paper2016_rmse", "paper2016_ll", "rmse_standard_mean", "wall_s",
+)
+
+
+def within_2se(ours: float, ours_se: float, theirs: float | None,
+               theirs_se: float | None) -> bool | None:
+    """``|ours - theirs| <= 2 sqrt(se_ours^2 + se_theirs^2)``: the two-standard-error test of a
+    difference of two independent means; ``None`` when nothing was published."""
+    if theirs is None or theirs_se is None:
+        return None
+    return bool(abs(ours - theirs) <= 2.0 * float(np.hypot(ours_se, theirs_se)))
+
+
+def result_rows(results: Sequence[UCIResult]) -> list[dict[str, object]]:
+    """One row per data set with our numbers, the published ones and the comparison."""
+    rows = []
+    for r in results:
+        pub = PUBLISHED_2018.get(r.dataset)
+        old = PUBLISHED_2016.get(r.dataset)
+        rows.append({
+            "dataset": r.dataset,
+            "n_splits": len(r.splits),
+            "epochs": r.epochs,
+            "mc_samples": r.config.mc_samples,
+            "rmse_mean": r.rmse_mean,
+            "rmse_se": r.rmse_se,
+            "ll_mean": r.ll_mean,
+            "ll_se": r.ll_se,
+            "published_rmse": pub[0] if pub else None,
+            "published_rmse_se": pub[1] if pub else None,
+            "published_ll": pub[2] if pub else None,
+            "published_ll_se": pub[3] if pub else None,
+            "within_2se_rmse": within_2se(r.rmse_mean, r.rmse_se, *(pub[:2] if pub else (None,) * 2)),
+            "within_2se_ll": within_2se(r.ll_mean, r.ll_se, *(pub[2:] if pub else (None,) * 2)),
+            "paper2016_rmse": old[0] if old else None,
+            "paper2016_ll": old[1] if old else None,
+            "rmse_standard_mean": float(np.mean([s.rmse_standard for s in r.splits])),
+            "wall_s": r.wall_s,
+        })
+    return rows
+
+
+def machine_info() -> dict[str, object]:
+    """CPU model, cores, torch and Python versions, for the results file."""
+    model = platform.processor() or "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _fmt(x: object, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e-2 and x != 0 else f"{x:.{digits}f}"
+    return str(x)
+
+
+def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
+              command: str | None, machine: dict[str, object]) -> str:
+    lines = ["# UCI regression benchmark: MC dropout (Gal & Ghahramani)", ""]
+    if command:
+        lines += ["Command:", "", f"    {command}", ""]
+    lines += [
+        "| data set | splits | epochs | T | RMSE (ours) | RMSE 2018 | within 2 SE | "
+        "LL (ours) | LL 2018 | within 2 SE | 2016 paper RMSE / LL | wall time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['dataset']} | {row['n_splits']} | {row['epochs']} | {row['mc_samples']} "
+            f"| {_fmt(row['rmse_mean'])} ± {_fmt(row['rmse_se'])} "
+            f"| {_fmt(row['published_rmse'])} ± {_fmt(row['published_rmse_se'])} "
+            f"| {_fmt(row['within_2se_rmse'])} "
+            f"| {_fmt(row['ll_mean'])} ± {_fmt(row['ll_se'])} "
+            f"| {_fmt(row['published_ll'])} ± {_fmt(row['published_ll_se'])} "
+            f"| {_fmt(row['within_2se_ll'])} "
+            f"| {_fmt(row['paper2016_rmse'], 2)} / {_fmt(row['paper2016_ll'], 2)} "
+            f"| {float(row['wall_s']):.0f} |"  # type: ignore[arg-type]
+        )
+    lines += [
+        "",
+        "Mean ± standard error over splits (std with ddof 0 / sqrt(n), as the original logs). "
+        "'within 2 SE': |ours - published| <= 2 sqrt(SE_ours^2 + SE_published^2).",
+        "",
+        "Sources of the published numbers:",
+        "",
+        f"- 2018: {PUBLISHED_SOURCES['2018']}.",
+        f"- 2016: {PUBLISHED_SOURCES['2016']}.",
+        "",
+        "## Chosen (p, tau) per split",
+        "",
+    ]
+    for r in results:
+        chosen = ", ".join(f"{s.split}:({s.p:g}, {s.tau:g})" for s in r.splits)
+        lines.append(f"- {r.dataset}: {chosen}")
+    lines += ["", "## Configuration", "", "```json"]
+    lines.append(json.dumps(results[0].config.to_dict() if results else {}, indent=2))
+    lines += ["```", "", "## Machine", "", "```json", json.dumps(machine, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def write_report(results: Sequence[UCIResult], out_dir: str | os.PathLike[str], *,
+                 command: str | None = None) -> tuple[Path, Path]:
+    """Write ``uci.csv``, ``uci.md`` and ``uci.json`` (every split) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = result_rows(results)
+    machine = machine_info()
+    csv_path, md_path = out / "uci.csv", out / "uci.md"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    md_path.write_text(_markdown(rows, results, command, machine))
+    detail = {"command": command, "machine": machine,
+              "results": [r.to_dict() for r in results]}
+    (out / "uci.json").write_text(json.dumps(detail, indent=2))
+    return csv_path, md_path

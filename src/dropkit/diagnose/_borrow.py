@@ -1,0 +1,94 @@
+"""Borrowing a user's model: run it, then leave every flag, buffer and RNG as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from dropkit._validate import check_positive_int
+from dropkit.errors import DropkitTypeError, DropkitValueError, expected
+
+
+def check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise DropkitTypeError(expected("model", "a torch.nn.Module", type(model).__name__))
+    return model
+
+
+@contextmanager
+def flags_restored(model: nn.Module) -> Iterator[None]:
+    """Restore every module's ``training`` flag on exit, also on error."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+@contextmanager
+def rng_restored(model: nn.Module) -> Iterator[None]:
+    """Run with a fixed CPU seed and give the caller's random state back afterwards (the CPU
+    generator and those of the CUDA devices the model's tensors live on)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    cuda = sorted({t.device.index or 0 for t in tensors if t.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(0)  # not torch.manual_seed: that reseeds every GPU
+        yield
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return type(x).__name__
+
+
+def as_args(example_input: object) -> tuple[object, ...]:
+    """A tensor is one positional argument; a tuple or list is the positional arguments."""
+    if isinstance(example_input, torch.Tensor):
+        return (example_input,)
+    if isinstance(example_input, tuple | list) and example_input and any(
+            isinstance(a, torch.Tensor) for a in example_input):
+        return tuple(example_input)
+    raise DropkitTypeError(expected(
+        "example_input", "a torch.Tensor or a tuple of the forward's positional arguments",
+        _describe(example_input)))
+
+
+def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
+    """Batches of model inputs from a tensor (split in rows) or an iterable of batches.
+
+    An iterable may yield tensors or ``(x, y, ...)`` tuples/lists, of which ``x`` is used
+    (a DataLoader over a TensorDataset works as is).
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    if isinstance(data, torch.Tensor):
+        if data.dim() == 0 or data.shape[0] == 0:
+            raise DropkitValueError(expected("data", "a non-empty batch (B >= 1 rows)",
+                                             _describe(data)))
+        yield from data.split(batch_size)
+        return
+    if not isinstance(data, Iterable):
+        raise DropkitTypeError(expected("data", "a tensor or an iterable of batches",
+                                        type(data).__name__))
+    n = 0
+    for batch in data:
+        x = batch[0] if isinstance(batch, tuple | list) and batch else batch
+        if not isinstance(x, torch.Tensor):
+            raise DropkitTypeError(expected("data", "batches of tensors or (x, y) pairs",
+                                            f"a batch of {type(x).__name__}"))
+        n += 1
+        yield x
+    if n == 0:
+        raise DropkitValueError(expected("data", "at least one batch", "an empty iterable"))
+
+
+def forward_error(exc: BaseException, example: object) -> DropkitValueError:
+    """The message for a forward pass that failed on the user's input."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return DropkitValueError(expected(
+        "example_input", "an input the model's forward accepts",
+        f"{_describe(example)}, on which the forward raised {type(exc).__name__}: {first}"))

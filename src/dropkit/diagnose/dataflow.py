@@ -1,0 +1,59 @@
+"""`build_dataflow`: which operation feeds which, for every dropout site, on a real forward pass.
+
+torch.fx is tried first (a symbolic trace, then the traced graph run on the example input); a
+model it cannot trace (data-dependent control flow, ``TransformerEncoder``'s fast-path checks)
+is run with forward hooks instead. ``Dataflow.method`` says which one built the graph and
+``Dataflow.fx_error`` why fx was not used.
+
+The pass runs as under Monte Carlo dropout (`dropkit.mc_mode`): every module in eval mode
+except the dropout carriers, so BatchNorm statistics are not updated; every flag and the global
+random state are restored afterwards.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dropkit._validate import check_choice
+from dropkit.diagnose._borrow import as_args, check_model, forward_error, rng_restored
+from dropkit.diagnose._fx import fx_dataflow
+from dropkit.diagnose._hooks import hooks_dataflow
+from dropkit.diagnose.graph import Dataflow
+from dropkit.errors import DropkitValueError, expected
+from dropkit.mc.mode import mc_mode
+
+METHODS = ("auto", "fx", "hooks")
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
+def build_dataflow(model: nn.Module, example_input: object, *, method: str = "auto") -> Dataflow:
+    """The dataflow graph of ``model`` on ``example_input`` (a tensor or tuple of arguments).
+
+    Args:
+        model: any ``nn.Module``; borrowed (flags, buffers, parameters and RNG restored).
+        example_input: one forward's input; a batch of 2 or more rows is safest.
+        method: ``"auto"`` (fx, else hooks), ``"fx"`` or ``"hooks"``.
+    """
+    model = check_model(model)
+    args = as_args(example_input)
+    method = check_choice("method", method, METHODS)
+    fx_error: str | None = None
+    with mc_mode(model, on_missing="ignore"), rng_restored(model):
+        if method != "hooks":
+            try:
+                return fx_dataflow(model, args)
+            except Exception as exc:  # noqa: BLE001 - any fx failure falls back to hooks
+                if method == "fx":
+                    raise DropkitValueError(expected(
+                        "model", "a model torch.fx can trace and run on the input (or use "
+                        "method='auto' or 'hooks')", _first_line(exc))) from exc
+                fx_error = _first_line(exc)
+        try:
+            flow = hooks_dataflow(model, args)
+        except Exception as exc:  # noqa: BLE001 - the user's forward failed on their input
+            raise forward_error(exc, example_input) from exc
+    flow.fx_error = fx_error
+    return flow
