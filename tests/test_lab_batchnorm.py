@@ -78,7 +78,7 @@ def _kinds(model: nn.Sequential) -> list[str]:
 @pytest.mark.parametrize("placement, pattern", [
     ("none", "LBR LBR L"),
     ("act-drop-linear-bn", "LBRD LBRD L"),
-    ("bn-drop-act", "LBDR LBDR L"),
+    ("input-drop-linear-bn", "DLBR LBR L"),
     ("linear-drop-bn", "LDBR LDBR L"),
     ("after-last-bn", "LBR LBR D L"),
 ])
@@ -117,3 +117,17 @@ def test_medians_match_a_naive_computation():
         ratio = torch.sort(bn.running_var.double() / inp.var(0, unbiased=True)).values
         assert value == pytest.approx(float(naive), rel=1e-6) or value == pytest.approx(
             float(ratio[len(ratio) // 2]), rel=1e-6)
+
+
+def test_dropout_between_batchnorm_and_relu_is_dropout_after_relu():
+    # why "bn-drop-act" is not a separate placement: the same masks give the same outputs
+    after = BN.build("act-drop-linear-bn", 6, 8, 3, 0.5, blocks=2).train()
+    layers = list(after)
+    swapped = nn.Sequential(*[layers[i] for i in (0, 1, 3, 2, 4, 5, 7, 6, 8)]).train()
+    assert "".join(_kinds(swapped)) == "LBDRLBDRL"
+    x = torch.randn(16, 6)
+    torch.manual_seed(3)
+    a = after(x)
+    torch.manual_seed(3)
+    b = swapped(x)
+    torch.testing.assert_close(a, b)

@@ -79,7 +79,7 @@ def test_auto_uses_cached_and_matches_stacked_mean(name: str) -> None:
     model, x = make(), data()
     pred = dropkit.MCDropout(model, samples=400, seed=0, progress=False).predict(x)
     assert pred.strategy == "cached", pred.strategy_reason
-    assert "torch.fx" in pred.strategy_reason and "measured" in pred.strategy_reason
+    assert "torch.fx" in pred.strategy_reason and "by rule" in pred.strategy_reason  # seeded
     ref = dropkit.MCDropout(model, samples=400, strategy="stacked", seed=1,
                             progress=False).predict(x)
     # two independent estimates of the same mean: |diff| <= 5 standard errors
@@ -204,3 +204,9 @@ def test_bad_split_at() -> None:
         dropkit.sample(model, x, 2, strategy="cached", split_at="no.such.module")
     with pytest.raises(TypeError, match="split_at"):
         dropkit.sample(model, x, 2, split_at=3)  # type: ignore[arg-type]
+
+
+def test_unseeded_auto_times_its_samples_per_pass() -> None:
+    model, x = M.cnn_bn_head(), torch.randn(4, 1, 8, 8)
+    pred = dropkit.MCDropout(model, samples=20, progress=False).predict(x)
+    assert pred.strategy == "cached" and "measured fastest" in pred.strategy_reason

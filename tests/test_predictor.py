@@ -128,3 +128,13 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="regression prediction made with keep_samples=True"):
         dropkit.MCDropout(model, samples=2).predict(torch.randn(2, 1, 8, 8)).log_likelihood(
             torch.zeros(2))
+
+
+def test_seeded_predictions_reproducible_across_model_copies():
+    import copy
+
+    model, x = CNN().eval(), torch.randn(6, 1, 8, 8)
+    a = dropkit.MCDropout(model, samples=30, seed=4).predict(x)
+    b = dropkit.MCDropout(copy.deepcopy(model), samples=30, seed=4).predict(x)
+    assert torch.equal(a.samples, b.samples) and a.strategy_reason == b.strategy_reason
+    assert "by rule" in a.strategy_reason

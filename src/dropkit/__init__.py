@@ -1,7 +1,8 @@
 """dropkit: dropout done right, as a regularizer, an implicit ensemble and approximate Bayesian
 inference (Monte Carlo dropout) for any PyTorch model."""
 
-from dropkit import functional, nn, uncertainty
+from dropkit import diagnose, functional, metrics, nn, uncertainty
+from dropkit.diagnose import lint, recalibrate_bn, variance_shift
 from dropkit.errors import DropkitError, DropkitTypeError, DropkitValueError, NoDropoutError
 from dropkit.mc.discover import DropoutSite, find_dropout
 from dropkit.mc.mode import MCModeReport, mc_mode
@@ -21,10 +22,15 @@ __all__ = [
     "NoDropoutError",
     "Prediction",
     "__version__",
+    "diagnose",
     "find_dropout",
     "functional",
+    "lint",
     "mc_mode",
+    "metrics",
     "nn",
+    "recalibrate_bn",
     "sample",
     "uncertainty",
+    "variance_shift",
 ]

@@ -10,7 +10,7 @@ from dropkit import __version__
 from dropkit.errors import DropkitError
 
 # Each module exposes register(subparsers), which adds a parser and sets `func(args) -> int`.
-COMMANDS = ("dropkit.commands.demo",)
+COMMANDS = ("dropkit.commands.demo", "dropkit.commands.lint")
 
 
 def build_parser() -> argparse.ArgumentParser:

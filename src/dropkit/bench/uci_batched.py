@@ -7,6 +7,10 @@ of all K networks is a handful of batched matrix products, with gradients writte
 its own initialisation, minibatch order, dropout masks, dropout rate and weight decay, so the
 result is the same as training the K networks one after another (``tests/test_bench_uci.py``
 checks one network of a batch against ``torch.nn`` + ``torch.optim.Adam``).
+
+Dropout masks are drawn as the positions of the dropped entries (``drop_positions``: partial
+sums of geometric gaps), which is exactly i.i.d. Bernoulli(p) but needs about ``n p`` random
+numbers instead of n; at the benchmark's p <= 0.1 random numbers stop being the bottleneck.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ __all__ = ["BatchedMLP", "StepCallback", "drop_positions", "glorot_init", "mc_ev
            "train_batched"]
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
-"""``(step, idx (K, b), mask1 (K, b, D), mask2 (K, b, H))``, called before each update."""
+"""``(step, idx (K, b), keep1 (K, b, D), keep2 (K, b, H))``, called before each update; the
+keep-masks are binary (the factor 1 / (1 - p) sits on the weights) and only built for it."""
 
 
 @dataclass
@@ -61,34 +66,43 @@ def drop_positions(n: int, p: torch.Tensor, generator: torch.Generator) -> torch
     """Flat indices into a ``(K, n)`` tensor of entries dropped i.i.d. with probability p_k.
 
     The positions of the successes of a Bernoulli(p) sequence are the partial sums of
-    i.i.d. Geometric(p) gaps, ``gap = floor(log(u) / log(1 - p)) + 1`` with u uniform (float64),
-    so only about ``n p`` random numbers are drawn instead of n: 10x to 200x fewer for the
-    benchmark's p in [0.005, 0.1], which makes dropout masks cheap next to the matmuls.
+    i.i.d. Geometric(p) gaps, ``gap = floor(log(u) / log(1 - p)) + 1`` with u uniform on
+    (0, 1] (float64), so only about ``n p`` random numbers are drawn instead of n: 10x to 200x
+    fewer for the benchmark's p in [0.005, 0.1], which makes dropout masks cheap next to the
+    matmuls. Networks that share a rate are drawn together.
     """
-    K = p.shape[0]
-    p64 = p.detach().to(torch.float64).cpu()
-    rows = torch.arange(K, dtype=torch.int64)
-    found: list[torch.Tensor] = []
-    for value in torch.unique(p64).tolist():
-        if value <= 0.0:
-            continue
-        ks = rows[p64 == value]  # networks that share this rate
-        log_q = math.log1p(-value)
-        mean = n * value
-        width = int(mean + 6.0 * math.sqrt(mean) + 16)  # gaps per row; more if ever short
-        last = torch.full((ks.numel(), 1), -1.0, dtype=torch.float64)
-        pending = torch.ones(ks.numel(), dtype=torch.bool)
-        while bool(pending.any()):
-            u = torch.rand(ks.numel(), width, dtype=torch.float64, generator=generator)
-            gaps = torch.floor(torch.log(u) / log_q).add_(1.0)
-            pos = gaps.cumsum_(1).add_(last)  # (k, width) positions, exact integers in f64
-            keep = (pos < n) & pending.unsqueeze(1)
-            found.append((pos + (ks * n).unsqueeze(1))[keep].to(torch.int64))
-            last = pos[:, -1:]
-            pending &= last.squeeze(1) < n
-    if not found:
-        return torch.empty(0, dtype=torch.int64)
-    return torch.cat(found)
+    return _DropSampler(p).positions(n, generator)
+
+
+class _DropSampler:
+    """``drop_positions`` for fixed rates, with the grouping by rate computed once."""
+
+    def __init__(self, p: torch.Tensor) -> None:
+        p64 = p.detach().to(torch.float64).cpu()
+        rows = torch.arange(p64.numel(), dtype=torch.int64)
+        self.groups = [(value, rows[p64 == value]) for value in torch.unique(p64).tolist()
+                       if value > 0.0]
+
+    def positions(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        found: list[torch.Tensor] = []
+        for value, ks in self.groups:
+            log_q = math.log1p(-value)
+            mean = n * value
+            width = int(mean + 6.0 * math.sqrt(mean) + 16)  # gaps per row; more if ever short
+            offset = (ks * n).unsqueeze(1).to(torch.float64)
+            last = torch.full((ks.numel(), 1), -1.0, dtype=torch.float64)
+            while True:
+                u = torch.rand(ks.numel(), width, dtype=torch.float64, generator=generator)
+                gaps = torch.log1p(u.neg_()).div_(log_q).floor_().add_(1.0)  # log(1 - U)
+                pos = gaps.cumsum_(1).add_(last)  # (k, width) positions, exact in float64
+                found.append(pos.add(offset)[pos < n].to(torch.int64))
+                last = pos[:, -1:]
+                if bool((last >= n).all()):
+                    break
+                last = torch.where(last >= n, math.inf, last)  # finished rows add nothing
+        if not found:
+            return torch.empty(0, dtype=torch.int64)
+        return torch.cat(found)
 
 
 def _apply_drops(x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
@@ -133,52 +147,63 @@ def train_batched(
     m_state = [torch.zeros_like(t) for t in params]
     v_state = [torch.zeros_like(t) for t in params]
     beta1, beta2 = betas
-    y3 = y.unsqueeze(-1)  # (K, N, 1)
     H = model.w1.shape[2]
+    sampler = _DropSampler(p)
+    # rows of every network's data with a constant 1 appended: (x, 1) [W1; b1] = x W1 + b1, so
+    # one bmm adds the bias, and the bias gradient comes out of the weight-gradient bmm
+    X_rows = torch.cat([X, X.new_ones(K, N, 1)], dim=2).reshape(K * N, D + 1)
+    y_rows = y.reshape(K * N)
+    offsets = (torch.arange(K) * N).unsqueeze(1)  # (K, 1): row k of network k is k N + i
     step = 0
     for _ in tqdm(range(epochs), desc=progress, disable=progress is None, leave=False):
         perm = torch.argsort(torch.rand(K, N, generator=generator), dim=1)  # (K, N)
-        Xp = torch.gather(X, 1, perm.unsqueeze(-1).expand(K, N, D))
-        yp = torch.gather(y3, 1, perm.unsqueeze(-1))
+        flat_perm = perm + offsets
         for start in range(0, N, batch_size):
             stop = min(start + batch_size, N)
             b = stop - start
-            x1 = Xp[:, start:stop].clone(memory_format=torch.contiguous_format)
-            yb = yp[:, start:stop]  # (K, b, D), (K, b, 1)
-            drop1 = drop_positions(b * D, p, generator)
-            drop2 = drop_positions(b * H, p, generator)
+            rows = flat_perm[:, start:stop].reshape(-1)
+            x1 = X_rows.index_select(0, rows).view(K, b, D + 1)  # a fresh copy
+            yb = y_rows.index_select(0, rows).view(K, b, 1)
+            drop1 = sampler.positions(b * D, generator)
+            drop2 = sampler.positions(b * H, generator)
             if on_step is not None:
                 on_step(step, perm[:, start:stop], _keep_mask((K, b, D), drop1, dtype),
                         _keep_mask((K, b, H), drop2, dtype))
-            grads = _gradients(model, _apply_drops(x1, drop1), yb, drop2, scale, two_reg)
+            x1 = _apply_drops(x1, _skip_last_column(drop1, D))
+            grads = _gradients(model, x1, yb, drop2, scale, two_reg)
             step += 1
             _adam_update(params, grads, m_state, v_state, step, lr, beta1, beta2, eps)
     return model
+
+
+def _skip_last_column(flat: torch.Tensor, D: int) -> torch.Tensor:
+    """Flat indices into ``(K, b, D)`` -> the same entries of ``(K, b, D + 1)``."""
+    return flat + flat.div(D, rounding_mode="floor")
 
 
 def _gradients(model: BatchedMLP, x1: torch.Tensor, yb: torch.Tensor, drop2: torch.Tensor,
                scale: torch.Tensor, two_reg: torch.Tensor) -> list[torch.Tensor]:
     """Hand-written backward pass of the loss of ``train_batched``.
 
-    ``x1 = x * m1`` are the dropped inputs and ``drop2`` the dropped hidden units; the dropout
-    factor ``scale = 1 / (1 - p)`` multiplies the weights: ``a = x1 (s W1) + b1``,
-    ``h = relu(a) * m2``, ``out = h (s W2) + b2``.
+    ``x1 = (x * m1, 1)`` are the dropped inputs with a constant column, ``drop2`` the dropped
+    hidden units; the dropout factor ``s = 1 / (1 - p)`` multiplies the weights:
+    ``a = x1 [s W1; b1]``, ``h = relu(a) * m2``, ``out = h (s W2) + b2``.
     """
     b = x1.shape[1]
-    w1s, w2s = model.w1 * scale, model.w2 * scale
-    h = _apply_drops(torch.baddbmm(model.b1, x1, w1s).relu_(), drop2)  # (K, b, H)
-    out = torch.baddbmm(model.b2, h, w2s)  # (K, b, 1)
+    w2s = model.w2 * scale
+    w1a = torch.cat([model.w1 * scale, model.b1], dim=1)  # (K, D + 1, H)
+    h = _apply_drops(torch.bmm(x1, w1a).relu_(), drop2)  # (K, b, H)
+    out = torch.bmm(h, w2s).add_(model.b2)  # (K, b, 1)
     g_out = out.sub_(yb).mul_(2.0 / b)  # d mean_b (out - y)^2 / d out, (K, b, 1)
     g_w2 = torch.bmm(h.transpose(1, 2), g_out).mul_(scale).add_(model.w2 * two_reg)
     g_b2 = g_out.sum(1, keepdim=True)
     # d h / d a = m2 * 1[a > 0] = 1[h > 0] = sign(h) (h >= 0), so with w = s W2 (K, H, 1)
     # d/d a_ij = g_out_i w_j gate_ij, and the (K, b, H) product never needs to be formed:
-    # g_W1 = ((x1 * g_out)^T gate) * w^T,  g_b1 = (g_out^T gate) * w^T.
+    # [g_W1 / s; g_b1] = ((x1 * g_out)^T gate) * w^T (the last row from the constant column).
     gate = h.sign_()
-    w_row = w2s.transpose(1, 2)  # (K, 1, H)
-    g_w1 = torch.bmm((x1 * g_out).transpose(1, 2), gate).mul_(w_row)
-    g_w1 = g_w1.mul_(scale).add_(model.w1 * two_reg)
-    g_b1 = torch.bmm(g_out.transpose(1, 2), gate).mul_(w_row)
+    g_a1 = torch.bmm((x1 * g_out).transpose(1, 2), gate).mul_(w2s.transpose(1, 2))
+    g_w1 = g_a1[:, :-1].mul_(scale).add_(model.w1 * two_reg)
+    g_b1 = g_a1[:, -1:]
     return [g_w1, g_b1, g_w2, g_b2]
 
 
@@ -233,9 +258,12 @@ def mc_evaluate(
     H = model.w1.shape[2]
     dtype = X.dtype
     scale = 1.0 / (1.0 - p.to(dtype).view(K, 1, 1))
-    w1s, w2s = model.w1 * scale, model.w2 * scale
+    w1a = torch.cat([model.w1 * scale, model.b1], dim=1)  # (K, D + 1, H): bias as a row
+    w2s = model.w2 * scale
+    X1 = torch.cat([X, X.new_ones(K, M, 1)], dim=2)  # (K, M, D + 1)
     tau2 = tau.to(dtype).view(K, 1, 1)
     ys = y_scale.to(dtype).view(K, 1, 1)
+    sampler = _DropSampler(p)
     per_pass = K * M * H
     s_max = max(1, chunk_elements // per_pass)
     total = torch.zeros(K, M, dtype=torch.float64)
@@ -243,11 +271,10 @@ def mc_evaluate(
     done = 0
     while done < n_samples:
         s = min(s_max, n_samples - done)
-        xr = X.new_empty(K, s, M, D).copy_(X.unsqueeze(1)).view(K, s * M, D)  # own copy
-        x1 = _apply_drops(xr, drop_positions(s * M * D, p, generator))
-        h = _apply_drops(torch.baddbmm(model.b1, x1, w1s).relu_(),
-                         drop_positions(s * M * H, p, generator))
-        out = torch.baddbmm(model.b2, h, w2s).view(K, s, M)  # (K, s*M, 1) -> (K, s, M)
+        xr = X1.new_empty(K, s, M, D + 1).copy_(X1.unsqueeze(1)).view(K, s * M, D + 1)
+        x1 = _apply_drops(xr, _skip_last_column(sampler.positions(s * M * D, generator), D))
+        h = _apply_drops(torch.bmm(x1, w1a).relu_(), sampler.positions(s * M * H, generator))
+        out = torch.bmm(h, w2s).add_(model.b2).view(K, s, M)  # (K, s*M, 1) -> (K, s, M)
         total += out.sum(1, dtype=torch.float64)
         resid = (y.unsqueeze(1) - out).mul_(ys)  # original units, (K, s, M)
         log_w = resid.square_().mul_(-0.5 * tau2)

@@ -42,6 +42,7 @@ def result_rows(results: Sequence[UCIResult]) -> list[dict[str, object]]:
     for r in results:
         pub = PUBLISHED_2018.get(r.dataset)
         old = PUBLISHED_2016.get(r.dataset)
+        pub_rmse, pub_ll = (pub[:2], pub[2:]) if pub else ((None, None), (None, None))
         rows.append({
             "dataset": r.dataset,
             "n_splits": len(r.splits),
@@ -55,8 +56,8 @@ def result_rows(results: Sequence[UCIResult]) -> list[dict[str, object]]:
             "published_rmse_se": pub[1] if pub else None,
             "published_ll": pub[2] if pub else None,
             "published_ll_se": pub[3] if pub else None,
-            "within_2se_rmse": within_2se(r.rmse_mean, r.rmse_se, *(pub[:2] if pub else (None,) * 2)),
-            "within_2se_ll": within_2se(r.ll_mean, r.ll_se, *(pub[2:] if pub else (None,) * 2)),
+            "within_2se_rmse": within_2se(r.rmse_mean, r.rmse_se, *pub_rmse),
+            "within_2se_ll": within_2se(r.ll_mean, r.ll_se, *pub_ll),
             "paper2016_rmse": old[0] if old else None,
             "paper2016_ll": old[1] if old else None,
             "rmse_standard_mean": float(np.mean([s.rmse_standard for s in r.splits])),

@@ -228,7 +228,7 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BayesianSizes) -> list[Figur
 
     figs = []
     angles = np.asarray(sizes.angles)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     series = [("mc", "entropy", "MC predictive entropy", "C0", "-"),
               ("mc", "mutual_information", "MC mutual information", "C1", "-"),
               ("deterministic", "entropy", "softmax entropy (deterministic)", "C2", "--")]
@@ -239,18 +239,17 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BayesianSizes) -> list[Figur
     ax1.set(title="Uncertainty vs rotation of test digits", xlabel="rotation angle (degrees)",
             ylabel="mean uncertainty (nats)")
     ax1.legend(fontsize=8)
-    for kind, key, label, color, style in [("mc", "error", "error, MC", "C0", "-"),
-                                           ("deterministic", "error", "error, deterministic",
-                                            "C2", "--"),
-                                           ("mc", "nll", "NLL, MC (nats)", "C3", "-"),
-                                           ("deterministic", "nll", "NLL, deterministic (nats)",
-                                            "C4", "--")]:
-        m, s = _spread([r["classification"]["by_angle"][kind][key] for r in per_seed])
-        ax2.plot(angles, m, style, color=color, label=label, marker="o", ms=3)
-        ax2.fill_between(angles, m - s, m + s, color=color, alpha=0.2)
-    ax2.set(title="Error and NLL vs rotation", xlabel="rotation angle (degrees)",
-            ylabel="error rate (fraction) / NLL (nats)")
-    ax2.legend(fontsize=8)
+    for ax, key, ylabel, title in ((ax2, "error", "test error (fraction)", "Test error"),
+                                   (ax3, "nll", "test NLL (nats)", "Test NLL")):
+        for kind, label, color, style in (("mc", "MC mean", "C0", "-"),
+                                          ("deterministic", "deterministic (weight scaling)",
+                                           "C2", "--")):
+            m, s = _spread([r["classification"]["by_angle"][kind][key] for r in per_seed])
+            ax.plot(angles, m, style, color=color, label=label, marker="o", ms=3)
+            ax.fill_between(angles, m - s, m + s, color=color, alpha=0.2)
+        ax.set(title=f"{title} vs rotation",
+               xlabel="rotation angle (degrees)", ylabel=ylabel)
+        ax.legend(fontsize=8)
     figs.append(Figure("bayesian_rotation", figure_png(fig),
                        f"Mean over {len(per_seed)} seeds, band ±1 sd across seeds. MC dropout "
                        f"with S={sizes.samples} samples vs the deterministic (weight-scaled) net."))
@@ -263,9 +262,10 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BayesianSizes) -> list[Figur
         ax1.bar(np.arange(len(OOD_SETS)) + (j - 1) * width, m, width, yerr=s, capsize=3,
                 label=score)
     ax1.set_xticks(np.arange(len(OOD_SETS)), OOD_SETS)
+    ax1.axhline(0.5, color="k", lw=0.8, ls=":", label="chance (0.5)")
     ax1.set(title="Detecting shifted / unseen digits", ylabel="AUROC (0.5 = chance)",
-            ylim=(0.4, 1.0))
-    ax1.legend(fontsize=8, loc="lower right")
+            ylim=(0.0, 1.35))
+    ax1.legend(fontsize=7, loc="upper center", ncol=2)
     labels = ["NLL (nats)", "ECE (fraction)", "error (fraction)"]
     for j, kind in enumerate(("deterministic", "mc")):
         vals = [[r["classification"]["calibration"][kind][k] for k in ("nll", "ece", "error")]
@@ -354,6 +354,10 @@ def run(cfg: LabConfig) -> ClaimResult:
                             for m in ("error", "nll", "ece")} for k in ("mc", "deterministic")},
         "coverage_95": {b: {reg: agg([c[b][reg] for c in cov]) for reg in ("inside", "outside")}
                         for b in cov[0]},
+        "nll_rotated_30_or_more": {
+            kind: agg([float(np.mean([v for a, v in zip(sizes.angles, r["classification"][
+                "by_angle"][kind]["nll"], strict=True) if a >= 30]))
+                for r in per_seed]) for kind in ("mc", "deterministic")},
         "epistemic_std_ratio_outside_inside": agg(
             [r["regression"]["epistemic_std_outside"] / r["regression"]["epistemic_std_inside"]
              for r in per_seed]),
@@ -366,7 +370,10 @@ def run(cfg: LabConfig) -> ClaimResult:
     }
     cal = summary["calibration"]
     key = (f"AUROC gain of MC entropy over softmax entropy {parts['detection'].mean:+.3f}; "
-           f"NLL {cal['deterministic']['nll']['mean']:.3f} -> {cal['mc']['nll']['mean']:.3f}; "
+           f"in-distribution NLL {cal['deterministic']['nll']['mean']:.3f} -> "
+           f"{cal['mc']['nll']['mean']:.3f} (rotated >= 30°: "
+           f"{summary['nll_rotated_30_or_more']['deterministic']['mean']:.2f} -> "
+           f"{summary['nll_rotated_30_or_more']['mc']['mean']:.2f}); "
            f"coverage outside data "
            f"{summary['coverage_95']['deterministic + aleatoric']['outside']['mean']:.2f} -> "
            f"{summary['coverage_95']['MC epistemic + aleatoric']['outside']['mean']:.2f}")
@@ -379,6 +386,9 @@ def run(cfg: LabConfig) -> ClaimResult:
              f"{sizes.reg_hidden}-1 with p={sizes.reg_p}, {sizes.reg_epochs} epochs of MSE; noise "
              f"variance estimated from held-out residuals; tested on [-2, 2].")
     caveats = [
+        "The calibration part is judged on in-distribution test digits (chosen before the "
+        "runs); under rotation the MC mean's NLL is much lower than weight scaling's (see "
+        "nll_rotated_30_or_more), which this verdict does not count.",
         "Small data and small MLPs; the detection task (rotated/shifted 8x8 digits) is easy, "
         "so a strong deterministic baseline leaves little room for a gain.",
         "The deterministic baseline is the same network, so the comparison isolates sampling, "

@@ -181,6 +181,9 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
         _errorbar(axes[1], sizes, rows, marker="o", color=f"C{i + 1}",
                   label=f"KL(none) - KL(p={p:g})")
     axes[1].axhline(0.0, color="k", lw=1)
+    top = max(max(mean_se(col)[0] + 2 * mean_se(col)[1] for col in zip(*rows, strict=True))
+              for rows in effects.values())
+    axes[1].set_ylim(top=max(0.02, 2 * top))
     axes[1].set_yscale("symlog", linthresh=0.01)  # small effects at large n stay visible
     axes[1].set_ylabel("benefit of dropout (nats, symlog; > 0: dropout helps)")
     axes[1].set_title("Effect of dropout vs training-set size")

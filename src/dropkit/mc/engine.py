@@ -286,18 +286,73 @@ def _measure(model: nn.Module, x: Inputs, mechanism: str, samples: int, *,
     return best, f"{best} sample(s) per pass measured fastest on {device.type} (ms/sample {told})"
 
 
+# On a CPU an activation larger than glibc's largest mmap threshold (32 MiB on 64-bit) is
+# mapped and unmapped, and page-faulted, on every op: keep each activation of a pass below it.
+_CPU_ACTIVATION_BUDGET = 32 * 2**20
+
+
+def _largest_activation(model: nn.Module, x: Inputs) -> int:
+    """Bytes of the largest output of any leaf module in one plain pass over ``x``.
+
+    Measured on the first row and scaled by B, so the probe never passes more rows than
+    ``max_batch`` allows.
+    """
+    b = batch_size(x)
+    x = map_inputs(x, lambda t: t[:1])
+    sizes = [0]
+
+    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                sizes.append(t.numel() * t.element_size())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with _quiet_rng(model, device_of(x)):
+            _raw(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(sizes) * b
+
+
+def _rule(model: nn.Module, x: Inputs, samples: int, *, max_batch: int | None) -> tuple[int, str]:
+    """Samples per pass from a fixed rule (no timing), so seeded samples never depend on it.
+
+    GPU: as many as ``max_batch`` allows. CPU: as many as keep the largest activation of a pass
+    under 32 MiB (the allocator's mmap threshold), at most 64.
+    """
+    b = batch_size(x)
+    cap = min(samples, _MAX_PASS_SAMPLES)
+    if max_batch is not None:
+        cap = min(cap, max(1, max_batch // b))
+    if device_of(x).type == "cuda":
+        return cap, f"{cap} sample(s) per pass (GPU: as many as max_batch allows)"
+    per_sample = max(1, _largest_activation(model, x))
+    k = max(1, min(cap, _CPU_ACTIVATION_BUDGET // per_sample))
+    return k, (f"{k} sample(s) per pass by rule: the largest activation of one sample's pass is "
+               f"{per_sample / 2**20:.2f} MiB, kept under 32 MiB per pass on CPU (seeded calls "
+               "use this rule instead of timing, so their samples are reproducible anywhere)")
+
+
 def decide(model: nn.Module, x: Inputs, samples: int, *, strategy: str, max_batch: int | None,
-           output: Selector, split_at: str | None) -> Decision:
-    """Resolve the strategy for this model and batch (inside mc_mode)."""
+           output: Selector, split_at: str | None, seeded: bool = False) -> Decision:
+    """Resolve the strategy for this model and batch (inside mc_mode).
+
+    Unseeded ``"auto"`` times a few samples-per-pass and keeps the fastest; seeded ``"auto"``
+    uses `_rule`, because a timed choice changes how masks map to samples and would make the
+    samples of one seed depend on the machine's load.
+    """
     if strategy in ("loop", "stacked"):
         return Decision(strategy, "plain", None, "chosen by the caller")
     entry = _CACHE.setdefault(model, {"decisions": {}})
     key = (_signature(x), min(samples, _MAX_PASS_SAMPLES), max_batch, strategy, split_at,
-           tuple(find_dropout(model).switch_on))
+           tuple(find_dropout(model).switch_on), seeded)
     if key in entry["decisions"]:
         return entry["decisions"][key]
     mech, why = _mechanism(model, x, output=output, split_at=split_at, max_batch=max_batch,
-                           key=key[0:1] + key[2:3] + key[4:])
+                           key=key[0:1] + key[2:3] + key[4:6])
     if strategy == "cached":
         if mech is None:
             raise DropkitValueError(expected(
@@ -305,8 +360,11 @@ def decide(model: nn.Module, x: Inputs, samples: int, *, strategy: str, max_batc
                 "once (use 'auto', 'stacked' or 'loop')", f"a model where it cannot: {why}"))
         decision = Decision("cached", mech, None, f"chosen by the caller; {why}")
     else:
-        k, timing = _measure(model, x, mech or "plain", samples, max_batch=max_batch,
-                             output=output, split_at=split_at)
+        if seeded:
+            k, timing = _rule(model, x, samples, max_batch=max_batch)
+        else:
+            k, timing = _measure(model, x, mech or "plain", samples, max_batch=max_batch,
+                                 output=output, split_at=split_at)
         if mech is not None:
             decision = Decision("cached", mech, k, f"{why}; {timing}")
         else:
@@ -323,7 +381,7 @@ def session(model: nn.Module, x: Inputs, samples: int, *, strategy: str,
     """mc_mode + inference_mode + seeded RNG around a `Sampler` for the batch ``x``."""
     with mc_mode(model), torch.inference_mode():
         decision = decide(model, x, samples, strategy=strategy, max_batch=max_batch,
-                          output=output, split_at=split_at)
+                          output=output, split_at=split_at, seeded=generator is not None)
         sampler = Sampler(model, x, decision, max_batch=max_batch, output=output,
                           split_at=split_at)
         with seeded(generator, device_of(x)):

@@ -159,8 +159,8 @@ def sample(
         output: how to pick the tensor(s) from the model's return value (see `select_output`).
         generator, seed: the source of the dropout masks; the same generator state (or seed) and
             strategy give identical samples. Without either, torch's global RNG is used.
-            ``"auto"`` remembers its choice per model and input shape, so repeated calls agree;
-            name the strategy for samples that are identical across machines.
+            Seeded ``"auto"`` picks its samples-per-pass by a fixed rule rather than by timing,
+            so its samples are identical across runs and machines too.
         split_at: cache up to this module (``"path.to.module"``) with hooks instead of tracing
             (for models torch.fx cannot trace); used by ``"cached"`` and ``"auto"``.
 

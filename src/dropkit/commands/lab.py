@@ -1,0 +1,100 @@
+"""`dropkit lab`: run the claims lab and write ``<out>/index.html`` and ``<out>/results.json``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from dropkit.errors import DropkitValueError, expected
+from dropkit.lab.base import LabConfig
+from dropkit.lab.runner import CLAIMS, LabRun, run_lab
+
+
+def _ids(text: str) -> list[str]:
+    ids = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in ids if c not in CLAIMS]
+    if unknown or not ids:
+        raise DropkitValueError(expected("--claims", f"comma-separated ids from {list(CLAIMS)}",
+                                         repr(text)))
+    return ids
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds):
+        raise DropkitValueError(expected("--seeds", "comma-separated integers >= 0 such as "
+                                         "0,1,2", repr(text)))
+    return seeds
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise DropkitValueError(expected("--threads", "a positive integer", repr(text)))
+    return n
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command with every option spelled out (what results.json records)."""
+    parts = ["dropkit", "lab"] + (["--quick"] if args.quick else [])
+    parts += ["--out", args.out, "--seeds", args.seeds, "--threads", args.threads]
+    parts += ["--claims", args.claims] if args.claims else []
+    parts += [] if args.progress else ["--no-progress"]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
+def summary_table(run: LabRun) -> str:
+    """The claim / verdict / key number table printed at the end (plain text)."""
+    rows = [(r.id, r.verdict, r.key_number) for r in run.results]
+    rows += [(f.id, "FAILED", f.error) for f in run.failed]
+    order = {c: i for i, c in enumerate(run.document.get("order", []))}
+    rows.sort(key=lambda r: order.get(r[0], len(order)))
+    w0 = max([len("claim")] + [len(r[0]) for r in rows])
+    w1 = max([len("verdict")] + [len(r[1]) for r in rows])
+    lines = [f"{'claim':<{w0}}  {'verdict':<{w1}}  key number", f"{'-' * w0}  {'-' * w1}  ---"]
+    lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = LabConfig(quick=args.quick, seeds=_seeds(args.seeds), threads=_threads(args.threads),
+                    progress=args.progress)
+    claims = _ids(args.claims) if args.claims else None
+    run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args))
+    print(summary_table(run))
+    print(f"\nReport: {run.html_path.resolve()}\nNumbers: {run.json_path.resolve()}\n"
+          f"Wall time: {run.seconds:.1f} s")
+    if not run.ok:
+        print(f"dropkit lab: {len(run.failed)} claim(s) failed: "
+              f"{', '.join(f.id for f in run.failed)} (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dropkit lab``; its flags map one-to-one onto `LabConfig` fields."""
+    default = LabConfig()
+    p = subparsers.add_parser(
+        "lab", help="test common claims about dropout and write an HTML report",
+        description="Run the claims lab: each claim about dropout is measured on small "
+        "data that needs no download, judged by a stated criterion, and written to "
+        "<out>/index.html (self-contained) and <out>/results.json.")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, for a smoke test (under a minute); not evidence")
+    p.add_argument("--out", default="lab-report", help="output folder (default: lab-report)")
+    p.add_argument("--claims", default=None,
+                   help=f"comma-separated claim ids (default: all of {','.join(CLAIMS)})")
+    p.add_argument("--seeds", default=",".join(str(s) for s in default.seeds),
+                   help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--threads", default=str(default.threads),
+                   help="torch threads (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars")
+    p.set_defaults(func=main, progress=default.progress)

@@ -1,0 +1,237 @@
+"""Run the selected claims in order, record every number, write ``results.json`` and the page.
+
+A claim that raises is not hidden: its traceback goes to stderr and into the report as a failed
+section, the other claims still run, and `LabRun.ok` is false (the command exits non-zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dropkit._validate import check_positive_int
+from dropkit.errors import DropkitTypeError, DropkitValueError, expected
+from dropkit.lab.base import VERDICTS, ClaimResult, Figure, LabConfig
+
+#: Claim id -> module (under ``dropkit.lab`` unless the name contains a dot), in report order.
+CLAIMS: dict[str, str] = {
+    "regularization": "regularization",
+    "ensemble": "ensemble",
+    "bayesian": "bayesian",
+    "inverted": "inverted",
+    "transformer-placement": "transformer",
+    "batchnorm": "batchnorm",
+    "scale": "scale",
+}
+
+#: The fields of a claim written into ``results.json["claims"]`` (figures go to the page).
+RESULT_FIELDS = ("id", "title", "claim", "setup", "verdict", "criterion", "key_number",
+                 "numbers", "caveats", "config", "seeds", "seconds")
+
+
+@dataclass
+class ClaimFailure:
+    """A claim that raised (or returned something that is not a valid `ClaimResult`)."""
+
+    id: str
+    error: str  # "ExceptionType: message"
+    traceback: str
+    seconds: float
+
+
+@dataclass
+class LabRun:
+    """What `run_lab` did: the results in order, the failures, and where the files are."""
+
+    results: list[ClaimResult]
+    failed: list[ClaimFailure]
+    document: dict[str, Any]
+    out: Path
+    html_path: Path
+    json_path: Path
+    seconds: float
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def select_claims(claims: Sequence[str] | None,
+                  registry: Mapping[str, str] = CLAIMS) -> list[str]:
+    """The claim ids to run, in registry order; ``None`` means all of them."""
+    if claims is None:
+        return list(registry)
+    if isinstance(claims, str) or not all(isinstance(c, str) for c in claims):
+        raise DropkitTypeError(expected("claims", "a sequence of claim ids", repr(claims)))
+    unknown = [c for c in claims if c not in registry]
+    if unknown or not claims:
+        raise DropkitValueError(expected(
+            "claims", f"a non-empty list of ids from {list(registry)}",
+            repr(list(claims)) if not unknown else f"unknown id(s) {unknown}"))
+    return [c for c in registry if c in set(claims)]
+
+
+def _module_name(name: str) -> str:
+    return name if "." in name else f"dropkit.lab.{name}"
+
+
+def jsonable(value: Any, path: str = "numbers") -> Any:
+    """``value`` as plain JSON types (tensors and numpy values become lists and floats,
+    tuples lists, non-finite floats ``None``); anything else raises naming ``path``."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, torch.Tensor):
+        return jsonable(value.detach().cpu().tolist(), path)
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist):
+        return jsonable(tolist(), path)
+    raise DropkitTypeError(f"{path} holds a {type(value).__name__}, which JSON cannot store")
+
+
+def _check_result(result: object, claim_id: str) -> ClaimResult:
+    if not isinstance(result, ClaimResult):
+        raise DropkitTypeError(f"claim {claim_id!r} returned {type(result).__name__}, "
+                               "not a ClaimResult")
+    if result.id != claim_id:
+        raise DropkitValueError(f"claim module for {claim_id!r} returned id {result.id!r}")
+    if result.verdict not in VERDICTS:
+        raise DropkitValueError(f"claim {claim_id!r} returned verdict {result.verdict!r}; "
+                                f"expected one of {list(VERDICTS)}")
+    for fig in result.figures:
+        if not (isinstance(fig, Figure) and fig.png.startswith(b"\x89PNG")):
+            raise DropkitValueError(f"claim {claim_id!r} has a figure that is not PNG bytes")
+    return result
+
+
+def claim_record(result: ClaimResult) -> dict[str, Any]:
+    """The JSON record of one claim (`RESULT_FIELDS` plus figure names and captions)."""
+    record = {name: jsonable(getattr(result, name), f"{result.id}.{name}")
+              for name in RESULT_FIELDS}
+    record["figures"] = [{"name": f.name, "caption": f.caption} for f in result.figures]
+    return record
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment(threads: int) -> dict[str, Any]:
+    """Library versions and hardware, as written into ``results.json``."""
+    import numpy
+
+    from dropkit import __version__
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "numpy": numpy.__version__, "dropkit": __version__}
+    for extra in ("matplotlib", "sklearn"):
+        try:
+            versions[extra] = importlib.import_module(extra).__version__
+        except ImportError:
+            versions[extra] = None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count()
+    hardware = {"cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
+                "threads": threads, "platform": platform.platform()}
+    return {"versions": versions, "hardware": hardware}
+
+
+def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None,
+            out: str | os.PathLike[str] = "lab-report", command: str | None = None,
+            registry: Mapping[str, str] = CLAIMS) -> LabRun:
+    """Run ``claims`` (default: all of ``registry``, in its order) and write the report.
+
+    Writes ``<out>/results.json`` and ``<out>/index.html``. Torch runs with ``cfg.threads``
+    threads; the caller's setting is restored afterwards. A claim that raises is recorded as
+    failed (traceback on stderr and in the report) and the next claim runs.
+    """
+    cfg = LabConfig() if cfg is None else cfg
+    if not isinstance(cfg, LabConfig):
+        raise DropkitTypeError(expected("cfg", "a LabConfig", type(cfg).__name__))
+    check_positive_int("cfg.threads", cfg.threads)
+    if not cfg.seeds or not all(isinstance(s, int) and s >= 0 for s in cfg.seeds):
+        raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of ints >= 0",
+                                         repr(cfg.seeds)))
+    ids = select_claims(claims, registry)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
+
+    from tqdm.auto import tqdm
+
+    results: list[ClaimResult] = []
+    failed: list[ClaimFailure] = []
+    records: list[dict[str, Any]] = []
+    figures: dict[str, list[Figure]] = {}
+    previous_threads = torch.get_num_threads()
+    started = datetime.now(timezone.utc)
+    start = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    try:
+        with tqdm(ids, desc="dropkit lab", unit="claim", disable=not cfg.progress) as bar:
+            for claim_id in bar:
+                bar.set_postfix_str(claim_id)
+                t0 = time.perf_counter()
+                try:
+                    module = importlib.import_module(_module_name(registry[claim_id]))
+                    result = _check_result(module.run(cfg), claim_id)
+                    record = claim_record(result)
+                except Exception as err:  # recorded, printed and reported, never swallowed
+                    tb = traceback.format_exc()
+                    print(f"dropkit lab: claim {claim_id!r} failed:\n{tb}", file=sys.stderr)
+                    failed.append(ClaimFailure(claim_id, f"{type(err).__name__}: {err}", tb,
+                                               time.perf_counter() - t0))
+                    continue
+                results.append(result)
+                records.append(record)
+                figures[claim_id] = list(result.figures)
+    finally:
+        torch.set_num_threads(previous_threads)
+    seconds = time.perf_counter() - start
+    document = {
+        "claims": records,
+        "failed": [dataclasses.asdict(f) for f in failed],
+        "order": ids,
+        "lab_config": jsonable(dataclasses.asdict(cfg)),
+        "command": command,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "wall_seconds": seconds,
+        **environment(cfg.threads),
+    }
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+    from dropkit.report.html import render_html
+
+    html_path = out_dir / "index.html"
+    html_path.write_text(render_html(document, figures), encoding="utf-8")
+    return LabRun(results, failed, document, out_dir, html_path, json_path, seconds, figures)
