@@ -8,6 +8,7 @@ from torch import nn
 
 from dropkit.lab import inverted as I
 from dropkit.lab.base import LabConfig
+from dropkit.lab.train import seeded
 from dropkit.mc.predictor import MCDropout
 from tests.lab_claim_checks import check_claim, rejudge
 from tests.mc_models import assert_same_state, snapshot
@@ -22,7 +23,7 @@ def result():
 
 def _trained_classic(p: float, seed: int = 0, bias: bool = True) -> nn.Sequential:
     gen = torch.Generator().manual_seed(seed)
-    with I._seeded(seed):
+    with seeded(seed):
         model = I.build(16, 24, 5, p, "classic")
         if not bias:
             for m in model:

@@ -164,7 +164,7 @@ def test_registry_modules_exist_and_follow_the_contract() -> None:
 
 @pytest.mark.slow
 def test_quick_lab_all_claims(tmp_path: Path) -> None:
-    run = run_lab(LabConfig(quick=True, progress=False), out=tmp_path)
+    run = run_lab(LabConfig(quick=True, threads=1, progress=False), out=tmp_path)
     assert run.ok, [f.error for f in run.failed]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [c["id"] for c in doc["claims"]] == list(CLAIMS)

@@ -192,8 +192,14 @@ def test_quick_run_result_is_consistent(quick_result) -> None:
                        stats["val_loss"])
 
 
-def test_quick_run_is_reproducible(quick_result) -> None:
-    again = T.run(LabConfig(quick=True, seeds=(0, 1), progress=False))
+def test_quick_run_is_reproducible_and_restores_threads(quick_result) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        again = T.run(LabConfig(quick=True, seeds=(0, 1), threads=2, progress=False))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert again.numbers["regimes"] == quick_result.numbers["regimes"]
 
 

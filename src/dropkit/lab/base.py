@@ -92,6 +92,24 @@ def judge(effects: Sequence[float], *, min_effect: float, what: str) -> Judgemen
     return Judgement(verdict, criterion, m, se)
 
 
+def check_seeds(cfg: LabConfig) -> list[int]:
+    """``cfg.seeds`` as a list, checked: at least one non-negative int."""
+    from dropkit.errors import DropkitValueError, expected
+
+    seeds = list(cfg.seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                            for s in seeds):
+        raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of non-negative ints",
+                                         cfg.seeds))
+    return seeds
+
+
+def errorbar(ax: Any, xs: Sequence[float], per_seed: list[list[float]], **kw: Any) -> None:
+    """Plot the mean over seeds at each x with error bars of ±2 standard errors."""
+    stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
+    ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
+
+
 def figure_png(fig: Any, dpi: int = 110) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
     import io

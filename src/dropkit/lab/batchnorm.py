@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,7 +40,7 @@ from dropkit import metrics
 from dropkit.datasets.digits import load_digits
 from dropkit.diagnose import recalibrate_bn, variance_shift
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
-from dropkit.lab.train import TrainConfig, train
+from dropkit.lab.train import TrainConfig, seeded, train
 
 ID = "batchnorm"
 TITLE = "Dropout and BatchNorm: the variance shift"
@@ -80,14 +78,6 @@ FULL = BatchNormSizes(blocks=3, widths=(32, 256), ps=(0.1, 0.3, 0.5), epochs=15,
 QUICK = BatchNormSizes(blocks=2, widths=(16,), ps=(0.5,), epochs=1, batch_size=64)
 
 
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Run a block from torch's global RNG seeded by ``seed``; the caller's stream is restored."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def build(placement: str, d_in: int, width: int, d_out: int, p: float, blocks: int
           ) -> nn.Sequential:
     """``blocks`` x (Linear-BatchNorm1d-ReLU) then a linear head, dropout at ``placement``."""
@@ -119,7 +109,7 @@ def _medians(model: nn.Module, x: torch.Tensor) -> list[float]:
 
 def _one(d: Any, placement: str, width: int, p: float, sizes: BatchNormSizes, seed: int
          ) -> dict[str, Any]:
-    with _seeded(seed):
+    with seeded(seed):
         model = build(placement, d.flat_train.shape[1], width, 10, p, sizes.blocks)
     train(model, d.flat_train, d.y_train,
           TrainConfig(epochs=sizes.epochs, batch_size=sizes.batch_size, seed=seed))

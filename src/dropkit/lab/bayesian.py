@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 from dropkit import metrics
 from dropkit.datasets.digits import load_digits, rotate, shift
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
-from dropkit.lab.train import TrainConfig, mlp, train
+from dropkit.lab.train import TrainConfig, mlp, seeded, train
 from dropkit.mc.prediction import Prediction
 from dropkit.mc.predictor import MCDropout
 
@@ -77,14 +76,6 @@ MIN_NLL_GAIN = 0.01  # nats per test digit
 MIN_COVERAGE_GAIN = 0.05  # fraction of targets outside the data range
 
 
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Run a block from torch's global RNG seeded by ``seed``; the caller's stream is restored."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def _truth(x: torch.Tensor) -> torch.Tensor:
     """The regression's true function."""
     return torch.sin(3.0 * x) + 0.5 * x
@@ -92,16 +83,14 @@ def _truth(x: torch.Tensor) -> torch.Tensor:
 
 def _classifier(x: torch.Tensor, y: torch.Tensor, n_classes: int, sizes: BayesianSizes,
                 seed: int) -> nn.Module:
-    with _seeded(seed):
+    with seeded(seed):
         model = mlp(x.shape[1], [sizes.hidden, sizes.hidden], n_classes, p=sizes.p)
     return train(model, x, y, TrainConfig(epochs=sizes.epochs, seed=seed))
 
 
 def _mc(model: nn.Module, sizes: BayesianSizes, seed: int, **kw: Any) -> MCDropout:
-    # "stacked" chunks by a fixed budget; "auto" may pick chunk sizes by timing, and the chunking
-    # decides which mask goes to which sample, so only a fixed strategy is reproducible.
-    return MCDropout(model, samples=sizes.samples, seed=seed, progress=False,
-                     strategy="stacked", **kw)
+    # Seeded "auto" picks its samples per pass by a fixed rule: reproducible run to run.
+    return MCDropout(model, samples=sizes.samples, seed=seed, progress=False, **kw)
 
 
 def _class_metrics(pred: Prediction, target: torch.Tensor) -> dict[str, float]:
@@ -171,7 +160,7 @@ def _regression_seed(sizes: BayesianSizes, seed: int) -> dict[str, Any]:
     x, y = _regression_data(sizes.reg_n, -1.0, 1.0, sizes.reg_noise, gen)
     x_val, y_val = _regression_data(sizes.reg_n // 4, -1.0, 1.0, sizes.reg_noise, gen)
     x_test, y_test = _regression_data(4 * sizes.reg_n, -2.0, 2.0, sizes.reg_noise, gen)
-    with _seeded(seed):
+    with seeded(seed):
         model = mlp(1, [sizes.reg_hidden, sizes.reg_hidden], 1, p=sizes.reg_p)
     train(model, x, y, TrainConfig(epochs=sizes.reg_epochs, batch_size=32, loss="mse",
                                    seed=seed))

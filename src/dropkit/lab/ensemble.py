@@ -28,8 +28,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from dropkit.errors import DropkitValueError, expected
-from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.base import (
+    ClaimResult,
+    Figure,
+    LabConfig,
+    check_seeds,
+    errorbar,
+    figure_png,
+    judge,
+    mean_se,
+)
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "ensemble"
@@ -253,11 +261,6 @@ def verdict(max_gap: float, approx_effects: list[float]) -> tuple[str, str]:
     return v, criterion
 
 
-def _errorbar(ax, xs, per_seed: list[list[float]], **kw) -> None:  # noqa: ANN001
-    stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
-    ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
-
-
 def _band(ax, values: list[float], label: str, color: str) -> None:  # noqa: ANN001
     m, se = mean_se(values)
     ax.axhline(m, color=color, ls="--", label=label)
@@ -273,7 +276,7 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, key, ws_key, label in ((axes[0], "err_mc_pct", "err_ws_pct", "test error (%)"),
                                    (axes[1], "nll_mc", "nll_ws", "test NLL (nats)")):
-        _errorbar(ax, list(s.s_grid), [r[key] for r in deep], marker="o",
+        errorbar(ax, list(s.s_grid), [r[key] for r in deep], marker="o",
                   label="MC average of S samples", color="C0")
         _band(ax, [r[ws_key] for r in deep], "weight scaling (one pass)", "C3")
         ax.set_xscale("log")
@@ -283,7 +286,7 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
     axes[0].set_title("Deep net: test error vs S")
     axes[1].set_title("Deep net: test NLL vs S")
     # the seeds' splits differ, so the paired difference shows what the bands above hide
-    _errorbar(axes[2], list(s.s_grid), [[v - r["nll_ws"] for v in r["nll_mc"]] for r in deep],
+    errorbar(axes[2], list(s.s_grid), [[v - r["nll_ws"] for v in r["nll_mc"]] for r in deep],
               marker="o", color="C0", label="NLL(MC, S) - NLL(weight scaling), same seed")
     axes[2].axhline(0.0, color="C3", ls="--", label="no difference")
     axes[2].set_xscale("log")
@@ -315,23 +318,13 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
     return [deep_fig, soft_fig]
 
 
-def _seeds(cfg: LabConfig) -> list[int]:
-    """``cfg.seeds`` as a list, checked: at least one non-negative int."""
-    seeds = list(cfg.seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                            for s in seeds):
-        raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of non-negative ints",
-                                         cfg.seeds))
-    return seeds
-
-
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 2 (see the module docstring)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
     s = QUICK if cfg.quick else Settings()
-    seeds = _seeds(cfg)
+    seeds = check_seeds(cfg)
     soft: dict[float, list[dict]] = {p: [] for p in s.softmax_rates}
     deep: list[dict] = []
     with tqdm(total=len(seeds) * (len(s.softmax_rates) + 1), desc=ID, file=sys.stderr,

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +34,7 @@ from tqdm.auto import tqdm
 from dropkit import metrics
 from dropkit.datasets.digits import load_digits
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.train import seeded
 from dropkit.mc.predictor import MCDropout
 from dropkit.nn import Dropout
 
@@ -66,14 +65,6 @@ class InvertedSizes:
 FULL = InvertedSizes(hidden=96, ps=(0.1, 0.3, 0.5, 0.7), epochs=15, lr=1e-2,
                      batch_size=64, samples=20)
 QUICK = InvertedSizes(hidden=32, ps=(0.2, 0.5), epochs=1, lr=1e-2, batch_size=64, samples=4)
-
-
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Run a block from torch's global RNG seeded by ``seed``; the caller's stream is restored."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def build(d_in: int, hidden: int, d_out: int, p: float, scaling: str) -> nn.Sequential:
@@ -135,7 +126,7 @@ def adam_train(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, sizes: In
               {"params": [q for q in model.parameters() if id(q) in scaled],
                "lr": sizes.lr * factor, "eps": ADAM_EPS / factor}]
     opt = torch.optim.Adam(groups, lr=sizes.lr, eps=ADAM_EPS)
-    with _seeded(seed):
+    with seeded(seed):
         model.train()
         for _ in range(sizes.epochs):
             order = torch.randperm(len(x))
@@ -170,7 +161,7 @@ def _eval(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
 def _one(d: Any, sizes: InvertedSizes, p: float, seed: int) -> dict[str, Any]:
     # float64 throughout, so that "identical" means rounding of 1e-16, not of 1e-7
     x, y, xt, yt = d.flat_train.double(), d.y_train, d.flat_test.double(), d.y_test
-    with _seeded(seed):
+    with seeded(seed):
         classic = build(x.shape[1], sizes.hidden, 10, p, "classic").double()
     inverted_exact = to_inverted(classic)  # same function at initialisation
     inverted_naive = to_inverted(classic)
@@ -180,7 +171,7 @@ def _one(d: Any, sizes: InvertedSizes, p: float, seed: int) -> dict[str, Any]:
     converted = to_inverted(classic)
 
     ref = _logits(classic, xt)
-    # A fixed strategy: "auto" may choose the chunking by timing, which reassigns masks.
+    # One plain strategy for both nets, so that they see the very same torch.nn.Dropout masks.
     mc_a, mc_b = (MCDropout(m, samples=sizes.samples, seed=seed, progress=False,
                             strategy="stacked").predict(xt) for m in (classic, converted))
     return {

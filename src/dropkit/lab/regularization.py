@@ -27,8 +27,16 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from dropkit.errors import DropkitValueError, expected
-from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.base import (
+    ClaimResult,
+    Figure,
+    LabConfig,
+    check_seeds,
+    errorbar,
+    figure_png,
+    judge,
+    mean_se,
+)
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "regularization"
@@ -189,11 +197,6 @@ def verdict(reg: list[float], coadapt: list[float]) -> tuple[str, str, dict[str,
     return v, criterion, {"regularization": j_reg.verdict, "co_adaptation": j_co.verdict}
 
 
-def _errorbar(ax, xs, per_seed: list[list[float]], **kw) -> None:  # noqa: ANN001
-    stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
-    ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
-
-
 def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]:
     import matplotlib
 
@@ -203,9 +206,9 @@ def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]
     fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 4), squeeze=False)
     for ax, lab in zip(axes[0], labels, strict=True):
         r = res[lab]
-        _errorbar(ax, list(s.rates), r["test_err_pct"], marker="o", color="C0",
+        errorbar(ax, list(s.rates), r["test_err_pct"], marker="o", color="C0",
                   label="test error, dropout")
-        _errorbar(ax, [p + 0.012 for p in s.rates], r["gap_pct"], marker="s", ls="--",
+        errorbar(ax, [p + 0.012 for p in s.rates], r["gap_pct"], marker="s", ls="--",
                   color="C1", label="train/test gap, dropout")  # dodged: equal at 0 train error
         for i, wd in enumerate(s.weight_decays):
             m, se = mean_se(r["l2_test_err_pct"][i])
@@ -227,7 +230,7 @@ def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]
     for key, color in (("p0", "C3"), ("pref", "C0")):
         corr = mean_se(co[key]["mean_abs_corr"])
         p = 0.0 if key == "p0" else REF_P
-        _errorbar(ax, list(s.removal_fractions), co[key]["acc_lost_pct"], marker="o",
+        errorbar(ax, list(s.removal_fractions), co[key]["acc_lost_pct"], marker="o",
                   color=color, label=f"trained with p={p:g} (mean |corr| {corr[0]:.3f})")
     ax.set_xlabel("fraction of hidden units removed at test time")
     ax.set_ylabel("test accuracy lost (percentage points)")
@@ -241,16 +244,6 @@ def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]
     return [reg_fig, co_fig]
 
 
-def _seeds(cfg: LabConfig) -> list[int]:
-    """``cfg.seeds`` as a list, checked: at least one non-negative int."""
-    seeds = list(cfg.seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                            for s in seeds):
-        raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of non-negative ints",
-                                         cfg.seeds))
-    return seeds
-
-
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 1 (see the module docstring)."""
     from tqdm import tqdm
@@ -259,7 +252,7 @@ def run(cfg: LabConfig) -> ClaimResult:
 
     start = time.perf_counter()
     s = QUICK if cfg.quick else Settings()
-    seeds = _seeds(cfg)
+    seeds = check_seeds(cfg)
     n_full = len(load_digits(seed=seeds[0]).y_train)
     labels = [size_label(n, n_full) for n in s.sizes]
     n_trains = [n_full if n is None else n for n in s.sizes]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import json
 import math
 import os
@@ -151,10 +152,10 @@ def environment(threads: int) -> dict[str, Any]:
 
     versions = {"python": platform.python_version(), "torch": torch.__version__,
                 "numpy": numpy.__version__, "dropkit": __version__}
-    for extra in ("matplotlib", "sklearn"):
-        try:
-            versions[extra] = importlib.import_module(extra).__version__
-        except ImportError:
+    for extra in ("matplotlib", "scikit-learn", "tqdm"):
+        try:  # the installed version, without importing the package
+            versions[extra] = importlib.metadata.version(extra)
+        except importlib.metadata.PackageNotFoundError:
             versions[extra] = None
     try:
         usable = len(os.sched_getaffinity(0))

@@ -23,8 +23,16 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from dropkit.errors import DropkitValueError, expected
-from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.base import (
+    ClaimResult,
+    Figure,
+    LabConfig,
+    check_seeds,
+    errorbar,
+    figure_png,
+    judge,
+    mean_se,
+)
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "scale"
@@ -158,11 +166,6 @@ def verdict(small: dict[float, list[float]],
     return v, criterion, parts
 
 
-def _errorbar(ax, xs, per_seed: list[list[float]], **kw) -> None:  # noqa: ANN001
-    stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
-    ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
-
-
 def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float, list],
             params: int) -> list[Figure]:
     import matplotlib
@@ -173,12 +176,12 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
     sizes = list(s.sizes)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, (name, rows) in enumerate(loss.items()):
-        _errorbar(axes[0], sizes, rows, marker="o", color=f"C{i}", label=name)
+        errorbar(axes[0], sizes, rows, marker="o", color=f"C{i}", label=name)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("test excess risk KL(teacher || student) (nats, log scale)")
     axes[0].set_title("Student loss vs training-set size")
     for i, (p, rows) in enumerate(effects.items()):
-        _errorbar(axes[1], sizes, rows, marker="o", color=f"C{i + 1}",
+        errorbar(axes[1], sizes, rows, marker="o", color=f"C{i + 1}",
                   label=f"KL(none) - KL(p={p:g})")
     axes[1].axhline(0.0, color="k", lw=1)
     top = max(max(mean_se(col)[0] + 2 * mean_se(col)[1] for col in zip(*rows, strict=True))
@@ -202,23 +205,13 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
                    "Error bars: ± 2 se over seeds.")]
 
 
-def _seeds(cfg: LabConfig) -> list[int]:
-    """``cfg.seeds`` as a list, checked: at least one non-negative int."""
-    seeds = list(cfg.seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                            for s in seeds):
-        raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of non-negative ints",
-                                         cfg.seeds))
-    return seeds
-
-
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 7 (see the module docstring)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
     s = QUICK if cfg.quick else Settings()
-    seeds = _seeds(cfg)
+    seeds = check_seeds(cfg)
     teacher = make_teacher(s)
     x_te, log_t_te, _ = draw(teacher, s.n_test, s.d_in,
                              generator=torch.Generator().manual_seed(TEACHER_SEED + 1))

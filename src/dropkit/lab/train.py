@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,14 @@ class TrainConfig:
     seed: int = 0
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block from torch's global RNG seeded by ``seed``; the caller's stream is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, *,
           progress: str | None = None) -> nn.Module:
     """Train ``model`` in place on ``(x, y)`` and return it in eval mode.
@@ -31,8 +41,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, 
     """
     loss_fn = F.cross_entropy if cfg.loss == "cross_entropy" else F.mse_loss
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):
         model.train()
         n = len(x)
         for _ in tqdm(range(cfg.epochs), desc=progress, disable=progress is None, leave=False,

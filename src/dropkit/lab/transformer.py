@@ -450,14 +450,32 @@ def _plot(numbers: dict[str, Any], configs: Sequence[str], pc: PlacementConfig) 
                   "which vary less than these unpaired bars.")
 
 
+#: Torch threads this claim trains with, whatever ``cfg.threads`` says: at these tensor sizes a
+#: second intra-op thread gains little, and on shared cores it made a step up to 10x slower
+#: (10 steps of the full stack: 3.0 s with 1 thread, 28 s with 2, on a loaded 2-core machine).
+THREADS = 1
+
+
 def run(cfg: LabConfig) -> ClaimResult:
-    """Measure validation loss per dropout site and regime; judge the placement claim."""
+    """Measure validation loss per dropout site and regime; judge the placement claim.
+
+    Trains with `THREADS` torch threads (the caller's setting is restored afterwards).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(cfg: LabConfig) -> ClaimResult:
     start = time.perf_counter()
     pc = quick_config() if cfg.quick else PlacementConfig()
     seeds = list(cfg.seeds[:2]) if cfg.quick else list(cfg.seeds)
     corpus = load_corpus()
     val = windows(corpus.val, pc.context)[: pc.val_chars // pc.context]
-    small = windows(spread_subset(corpus.train, pc.small_chars, 1024), pc.context)
+    small = windows(spread_subset(corpus.train, pc.small_chars, 256), pc.context)
     stream = windows(corpus.train, pc.context)
     regimes = {"small-data": (small, False), "single-pass": (stream, True)}
     configs = list(pc.configs)
@@ -545,7 +563,7 @@ def run(cfg: LabConfig) -> ClaimResult:
         numbers=numbers,
         figures=figures,
         caveats=caveats,
-        config={**asdict(pc), "files": list(corpus.files)},
+        config={**asdict(pc), "files": list(corpus.files), "threads": THREADS},
         seeds=seeds,
         seconds=time.perf_counter() - start,
     )

@@ -178,7 +178,7 @@ def _footer(document: Mapping[str, Any]) -> str:
     cfg = document.get("lab_config", {})
     return (f"<footer><p><strong>Versions.</strong> {_e(kv(document.get('versions', {})))}</p>"
             f"<p><strong>Hardware.</strong> {_e(kv(document.get('hardware', {})))}</p>"
-            f"<p><strong>Lab config.</strong> {_e(kv(cfg))}; seeds {_e(cfg.get('seeds'))}</p>"
+            f"<p><strong>Lab config.</strong> {_e(kv(cfg))}</p>"
             f"<p><strong>Command.</strong> <code>{_e(document.get('command', ''))}</code>; "
             f"started {_e(document.get('started_utc', ''))}; wall time "
             f"{float(document.get('wall_seconds', 0.0)):.1f} s. Every number is in "
