@@ -10,7 +10,12 @@ from dropkit import __version__
 from dropkit.errors import DropkitError
 
 # Each module exposes register(subparsers), which adds a parser and sets `func(args) -> int`.
-COMMANDS = ("dropkit.commands.demo", "dropkit.commands.lint")
+COMMANDS = (
+    "dropkit.commands.lab",
+    "dropkit.commands.demo",
+    "dropkit.commands.lint",
+    "dropkit.commands.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -450,26 +450,9 @@ def _plot(numbers: dict[str, Any], configs: Sequence[str], pc: PlacementConfig) 
                   "which vary less than these unpaired bars.")
 
 
-#: Torch threads this claim trains with, whatever ``cfg.threads`` says: at these tensor sizes a
-#: second intra-op thread gains little, and on shared cores it made a step up to 10x slower
-#: (10 steps of the full stack: 3.0 s with 1 thread, 28 s with 2, on a loaded 2-core machine).
-THREADS = 1
 
 
 def run(cfg: LabConfig) -> ClaimResult:
-    """Measure validation loss per dropout site and regime; judge the placement claim.
-
-    Trains with `THREADS` torch threads (the caller's setting is restored afterwards).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        return _run(cfg)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run(cfg: LabConfig) -> ClaimResult:
     start = time.perf_counter()
     pc = quick_config() if cfg.quick else PlacementConfig()
     seeds = list(cfg.seeds[:2]) if cfg.quick else list(cfg.seeds)
@@ -563,7 +546,7 @@ def _run(cfg: LabConfig) -> ClaimResult:
         numbers=numbers,
         figures=figures,
         caveats=caveats,
-        config={**asdict(pc), "files": list(corpus.files), "threads": THREADS},
+        config={**asdict(pc), "files": list(corpus.files), "threads": cfg.threads},
         seeds=seeds,
         seconds=time.perf_counter() - start,
     )
