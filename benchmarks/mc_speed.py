@@ -10,7 +10,8 @@ drifts of a shared machine hit all methods alike. Before timing, each method's m
 probabilities are compared with the naive loop's (same mean up to MC error).
 
 Methods, per model and S:
-  dropkit auto       dropkit.sample(model, x, S)                (strategy="auto")
+  dropkit auto       dropkit.sample(model, x, S)                (strategy="auto": timed)
+  dropkit auto, seeded  dropkit.sample(model, x, S, seed=0)     (samples per pass by rule)
   dropkit stacked    dropkit.sample(model, x, S, strategy="stacked")
   naive loop         S passes of the model, dropout modules on, the rest in eval
   baal replicate     baal MCDropoutModule + ModelWrapper.predict_on_batch, replicate_in_memory
@@ -358,6 +359,7 @@ def bench_model(name: str, model: nn.Module, x: torch.Tensor, s: int, peers: dic
                 rounds: int) -> list[dict[str, object]]:
     methods: dict[str, Callable[[], torch.Tensor]] = {
         "dropkit auto": lambda: dropkit.sample(model, x, s),
+        "dropkit auto, seeded": lambda: dropkit.sample(model, x, s, seed=0),
         "dropkit stacked": lambda: dropkit.sample(model, x, s, strategy="stacked"),
         "naive loop": lambda: naive_loop(model)(x, s),
     }

@@ -21,7 +21,7 @@ from dropkit.bench.uci_batched import (
 )
 from dropkit.bench.uci_config import PUBLISHED_2018, UCIConfig
 from dropkit.bench.uci_protocol import UCIResult, run_uci, standard_error
-from dropkit.bench.uci_report import CSV_COLUMNS, within_2se
+from dropkit.bench.uci_report import CSV_COLUMNS, within_2se, within_2se_published
 from dropkit.datasets.uci import load_uci
 from dropkit.errors import DropkitTypeError, DropkitValueError
 
@@ -244,6 +244,8 @@ def test_standard_error_and_two_se_rule() -> None:
     assert within_2se(1.0, 0.1, 1.2, 0.05) is True  # 0.2 <= 2 * 0.1118
     assert within_2se(1.0, 0.1, 1.3, 0.05) is False
     assert within_2se(1.0, 0.1, None, None) is None
+    assert within_2se_published(1.0, 1.09, 0.05) is True
+    assert within_2se_published(1.0, 1.2, 0.05) is False
     assert set(PUBLISHED_2018) == {"bostonHousing", "energy", "naval-propulsion-plant",
                                    "power-plant", "wine-quality-red"}
 
