@@ -301,6 +301,7 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
     assert rows[0]["published_rmse"] == "2.903623"
     md = (tmp_path / "uci.md").read_text()
     assert "bostonHousing" in md and "mc_samples" in md and "torch" in md
+    assert "not the published protocol** (changed: epochs=2, n_splits=2, mc_samples=20)" in md
     bad = parser.parse_args(["bench", "uci", "--root", str(tmp_path / "nope"), "--datasets",
                              "bostonHousing", "--out", str(tmp_path), "--quick"])
     assert bad.func(bad) == 2

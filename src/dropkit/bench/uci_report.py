@@ -13,7 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dropkit.bench.uci_config import PUBLISHED_2016, PUBLISHED_2018, PUBLISHED_SOURCES
+from dropkit.bench.uci_config import (
+    PUBLISHED_2016,
+    PUBLISHED_2018,
+    PUBLISHED_SOURCES,
+    UCIConfig,
+)
 from dropkit.bench.uci_protocol import UCIResult
 
 __all__ = ["CSV_COLUMNS", "machine_info", "result_rows", "write_report"]
@@ -110,6 +115,12 @@ def _fmt(x: object, digits: int = 4) -> str:
 def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
               command: str | None, machine: dict[str, object]) -> str:
     lines = ["# UCI regression benchmark: MC dropout (Gal & Ghahramani)", ""]
+    for r in results:
+        changed = {k: v for k, v in r.config.to_dict().items()
+                   if k != "mc_chunk_elements" and v != getattr(UCIConfig(), k)}
+        if changed:
+            lines += [f"**{r.dataset}: not the published protocol** (changed: "
+                      + ", ".join(f"{k}={v}" for k, v in changed.items()) + ").", ""]
     if command:
         lines += ["Command:", "", f"    {command}", ""]
     lines += [

@@ -92,3 +92,12 @@ def forward_error(exc: BaseException, example: object) -> DropkitValueError:
     return DropkitValueError(expected(
         "example_input", "an input the model's forward accepts",
         f"{_describe(example)}, on which the forward raised {type(exc).__name__}: {first}"))
+
+
+def forward_batches(model: nn.Module, data: object, batch_size: int) -> None:
+    """Run ``model`` on every batch of ``data``; a failing forward becomes a clear error."""
+    for x in iter_batches(data, batch_size):
+        try:
+            model(x)
+        except Exception as exc:  # noqa: BLE001 - report the user's forward failure
+            raise forward_error(exc, x) from exc

@@ -17,8 +17,7 @@ from torch import nn
 from dropkit.diagnose._borrow import (
     check_model,
     flags_restored,
-    forward_error,
-    iter_batches,
+    forward_batches,
     rng_restored,
 )
 from dropkit.diagnose.variance import require_batchnorm
@@ -78,11 +77,7 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
                 bn.reset_running_stats()
                 bn.momentum = None  # cumulative average: every batch weighs the same
                 bn.training = True
-            for x in iter_batches(data, batch_size):
-                try:
-                    work(x)
-                except Exception as exc:  # noqa: BLE001 - report the user's forward failure
-                    raise forward_error(exc, x) from exc
+            forward_batches(work, data, batch_size)
         ok = True
     finally:
         for bn, momentum, buffers in saved:

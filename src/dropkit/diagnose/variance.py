@@ -22,8 +22,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from dropkit.diagnose._borrow import (
     check_model,
     flags_restored,
-    forward_error,
-    iter_batches,
+    forward_batches,
     rng_restored,
 )
 from dropkit.errors import DropkitValueError, expected
@@ -165,11 +164,7 @@ def variance_shift(model: nn.Module, data: object, *, threshold: float = DEFAULT
         with flags_restored(model), rng_restored(model), torch.no_grad():
             for m in model.modules():
                 m.training = False
-            for x in iter_batches(data, batch_size):
-                try:
-                    model(x)
-                except Exception as exc:  # noqa: BLE001 - report the user's forward failure
-                    raise forward_error(exc, x) from exc
+            forward_batches(model, data, batch_size)
     finally:
         for h in handles:
             h.remove()

@@ -113,29 +113,12 @@ class MCDropout:
         require_dropout(find_dropout(self.model))
 
     def _build(self, out: Output, strategy: str, reason: str) -> Prediction:
+        samples, log_var = self._split(out)
         if self.task == "classification":
-            if isinstance(out, tuple) or out.dim() != 3:
-                shape = [tuple(t.shape) for t in out] if isinstance(out, tuple) else tuple(
-                    out.shape)
-                raise DropkitValueError(expected(
-                    "model", "class scores shaped (B, C) for task='classification'",
-                    f"outputs of shape {shape} per pass"))
-            return Prediction.classification(out, from_logits=self.from_logits,
+            return Prediction.classification(samples, from_logits=self.from_logits,
                                              keep=self.keep_samples, strategy=strategy,
                                              reason=reason)
-        if self.heteroscedastic:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise DropkitValueError(expected(
-                    "model", "a (mean, log_var) pair with heteroscedastic=True",
-                    "a single tensor" if not isinstance(out, tuple) else f"{len(out)} tensors"))
-            means, log_var = out
-        elif isinstance(out, tuple):
-            raise DropkitValueError(expected(
-                "model", "a single mean tensor for regression (use heteroscedastic=True for "
-                "a (mean, log_var) pair, or output= to pick one)", f"{len(out)} tensors"))
-        else:
-            means, log_var = out, None
-        return Prediction.regression(means, log_var=log_var, tau=self.tau,
+        return Prediction.regression(samples, log_var=log_var, tau=self.tau,
                                      keep=self.keep_samples, strategy=strategy, reason=reason)
 
     def _check_target(self, target: Any, x: Any) -> torch.Tensor | None:
