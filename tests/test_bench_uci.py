@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,7 @@ from dropkit.bench.uci_protocol import UCIResult, run_uci, standard_error
 from dropkit.bench.uci_report import CSV_COLUMNS, within_2se, within_2se_published
 from dropkit.datasets.uci import load_uci
 from dropkit.errors import DropkitTypeError, DropkitValueError
-
-SHARED = Path(os.environ.get("DROPKIT_UCI_ROOT")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "uci")
-needs_shared = pytest.mark.skipif(not (SHARED / "bostonHousing" / "data").is_dir(),
-                                  reason=f"UCI data not found at {SHARED}")
+from tests.shared_data import SHARED, needs_shared
 
 
 def _problem(K: int = 4, N: int = 70, D: int = 3, seed: int = 0):

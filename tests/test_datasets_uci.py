@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 from pathlib import Path
 
@@ -12,11 +11,7 @@ import pytest
 from dropkit.datasets import uci
 from dropkit.datasets.uci import UCIDataset, download_uci, load_uci
 from dropkit.errors import DropkitError, DropkitValueError
-
-SHARED = Path(os.environ.get("DROPKIT_UCI_ROOT")
-              or Path(__file__).resolve().parents[1].parent / "shared" / "uci")
-needs_shared = pytest.mark.skipif(not (SHARED / "bostonHousing" / "data").is_dir(),
-                                  reason=f"UCI data not found at {SHARED}")
+from tests.shared_data import SHARED, needs_shared
 
 
 def _write_layout(root: Path, name: str = "toy", *, rows: int = 10, data: str | None = None,
