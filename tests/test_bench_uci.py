@@ -35,10 +35,14 @@ def _problem(K: int = 4, N: int = 70, D: int = 3, seed: int = 0):
     return X, y, p, reg
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
-def test_network_in_batch_equals_network_trained_alone(k: int) -> None:
+def test_network_in_batch_equals_network_trained_alone(k: int, fused: bool, monkeypatch) -> None:
     """Network k of a batch of 4 == torch.nn + autograd + torch.optim.Adam fed the same
-    minibatches and dropout masks (float64)."""
+    minibatches and dropout masks (float64); with torch's fused Adam kernel and without it
+    (torch releases that lack the private op take the elementwise path)."""
+    if not fused:
+        monkeypatch.delattr(torch, "_fused_adam_", raising=False)
     X, y, p, reg = _problem()
     H, epochs, batch = 8, 3, 32  # N = 70: batches of 32, 32 and 6
     g = torch.Generator().manual_seed(1)

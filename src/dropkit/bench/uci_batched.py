@@ -83,36 +83,64 @@ class _DropSampler:
         self.groups = [(value, rows[p64 == value]) for value in torch.unique(p64).tolist()
                        if value > 0.0]
 
-    def positions(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def positions(self, n: int, generator: torch.Generator,
+                  trash: int | None = None) -> torch.Tensor:
+        """Flat drop indices; with ``trash``, the positions past a row's end become ``trash``
+        (an index one past the data, so no compaction is needed) instead of being removed."""
         found: list[torch.Tensor] = []
         for value, ks in self.groups:
-            log_q = math.log1p(-value)
+            inv_log_q = 1.0 / math.log1p(-value)
             mean = n * value
-            width = int(mean + 6.0 * math.sqrt(mean) + 16)  # gaps per row; more if ever short
-            offset = (ks * n).unsqueeze(1).to(torch.float64)
-            last = torch.full((ks.numel(), 1), -1.0, dtype=torch.float64)
+            width = int(mean + 4.0 * math.sqrt(mean) + 8)  # gaps per row; rows short of n go on
+            offset = (ks * n).unsqueeze(1)
+            last = torch.full((ks.numel(), 1), -1, dtype=torch.int64)
             while True:
-                u = torch.rand(ks.numel(), width, dtype=torch.float64, generator=generator)
-                gaps = torch.log1p(u.neg_()).div_(log_q).floor_().add_(1.0)  # log(1 - U)
-                pos = gaps.cumsum_(1).add_(last)  # (k, width) positions, exact in float64
-                found.append(pos.add(offset)[pos < n].to(torch.int64))
+                u = torch.rand(offset.shape[0], width, dtype=torch.float64, generator=generator)
+                # gap - 1 = floor(log(1 - U) / log(1 - p)) >= 0: truncation is the floor; gaps
+                # past the row's end are all alike, so clip them (no int64 overflow for tiny p)
+                e = torch.rsub(u, 1.0).log_().mul_(inv_log_q).clamp_max_(float(n))
+                pos = e.to(torch.int64).add_(1).cumsum_(1).add_(last)  # (k, width), exact
+                if trash is None:
+                    found.append(pos.add(offset)[pos < n])
+                else:
+                    past = pos >= n
+                    found.append(pos.add(offset).masked_fill_(past, trash).view(-1))
                 last = pos[:, -1:]
-                if bool((last >= n).all()):
+                short = (last < n).view(-1)
+                if not bool(short.any()):
                     break
-                last = torch.where(last >= n, math.inf, last)  # finished rows add nothing
+                # continue the same i.i.d. gap sequence of the unfinished rows only
+                last, offset = last[short], offset[short]
+                width = int(4.0 * math.sqrt(mean) + 8)
         if not found:
             return torch.empty(0, dtype=torch.int64)
-        return torch.cat(found)
-
-
-def _apply_drops(x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """Zero the entries ``flat`` of contiguous ``x`` (viewed as ``(K, n)``) in place."""
-    return x.view(-1).index_fill_(0, flat, 0.0).view(x.shape)
+        return found[0] if len(found) == 1 else torch.cat(found)
 
 
 def _keep_mask(shape: tuple[int, ...], flat: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The binary keep-mask that ``flat`` stands for (only built for ``on_step``)."""
-    return _apply_drops(torch.ones(shape, dtype=dtype), flat)
+    """The binary keep-mask that ``flat`` (trash index = numel) stands for (for ``on_step``)."""
+    n = math.prod(shape)
+    return torch.ones(n + 1, dtype=dtype).index_fill_(0, flat, 0.0)[:n].view(shape)
+
+
+def _with_trash(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised contiguous tensor of ``shape`` followed in memory by one spare element,
+    the target of the ``trash`` drop indices."""
+    n = math.prod(shape)
+    return torch.empty(n + 1, dtype=dtype)[:n].view(shape)
+
+
+def _prefix(buffer: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``_with_trash`` carved from the start of a reused flat ``buffer`` (long enough)."""
+    return buffer[: math.prod(shape)].view(shape)
+
+
+def _fill_drops(x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Zero the entries ``flat`` of ``x`` (from ``_with_trash`` or ``_prefix``, viewed flat)
+    in place; an index ``x.numel()`` (trash) lands on the spare element after ``x``."""
+    n = x.numel()
+    torch.as_strided(x, (n + 1,), (1,)).index_fill_(0, flat, 0.0)
+    return x
 
 
 def train_batched(
@@ -143,10 +171,18 @@ def train_batched(
     dtype = X.dtype
     scale = 1.0 / (1.0 - p.to(dtype).view(K, 1, 1))
     two_reg = (2.0 * reg.to(dtype)).view(K, 1, 1)
-    params = model.tensors()
+    D1 = D + 1
+    # [W1; b1] trained as one tensor (K, D + 1, H), so the forward needs no concatenation
+    w1a = torch.cat([model.w1, model.b1], dim=1)
+    row_scale = torch.cat([scale.expand(K, D, 1), scale.new_ones(K, 1, 1)], dim=1)
+    row_reg = torch.cat([two_reg.expand(K, D, 1), two_reg.new_zeros(K, 1, 1)], dim=1)
+    params = [w1a, model.w2, model.b2]
+    # Adam is elementwise, hence per network by construction. The fused kernel (what
+    # torch.optim.Adam(fused=True) calls, without its ~0.1 ms of Python per step) does the
+    # update in one pass instead of ~7 elementwise ops per tensor.
     m_state = [torch.zeros_like(t) for t in params]
     v_state = [torch.zeros_like(t) for t in params]
-    beta1, beta2 = betas
+    steps = [torch.zeros((), dtype=torch.float32) for _ in params]
     H = model.w1.shape[2]
     sampler = _DropSampler(p)
     # rows of every network's data with a constant 1 appended: (x, 1) [W1; b1] = x W1 + b1, so
@@ -156,23 +192,29 @@ def train_batched(
     offsets = (torch.arange(K) * N).unsqueeze(1)  # (K, 1): row k of network k is k N + i
     step = 0
     for _ in tqdm(range(epochs), desc=progress, disable=progress is None, leave=False):
-        perm = torch.argsort(torch.rand(K, N, generator=generator), dim=1)  # (K, N)
+        # one exact uniform permutation per network; K small randperm calls are ~4x cheaper
+        # than argsort of a (K, N) random matrix, which also has (rare) ties
+        perm = torch.stack([torch.randperm(N, generator=generator) for _ in range(K)])
         flat_perm = perm + offsets
         for start in range(0, N, batch_size):
             stop = min(start + batch_size, N)
             b = stop - start
             rows = flat_perm[:, start:stop].reshape(-1)
-            x1 = X_rows.index_select(0, rows).view(K, b, D + 1)  # a fresh copy
+            x1 = torch.index_select(X_rows, 0, rows, out=_with_trash((K * b, D1), dtype))
+            x1 = x1.view(K, b, D1)
             yb = y_rows.index_select(0, rows).view(K, b, 1)
-            drop1 = sampler.positions(b * D, generator)
-            drop2 = sampler.positions(b * H, generator)
+            drop1 = sampler.positions(b * D, generator, trash=K * b * D)
+            drop2 = sampler.positions(b * H, generator, trash=K * b * H)
             if on_step is not None:
                 on_step(step, perm[:, start:stop], _keep_mask((K, b, D), drop1, dtype),
                         _keep_mask((K, b, H), drop2, dtype))
-            x1 = _apply_drops(x1, _skip_last_column(drop1, D))
-            grads = _gradients(model, x1, yb, drop2, scale, two_reg)
+            x1 = _fill_drops(x1, _skip_last_column(drop1, D))  # trash -> K b (D + 1)
+            grads = _gradients(w1a, model.w2, model.b2, x1, yb, drop2, scale, row_scale,
+                               two_reg, row_reg)
             step += 1
-            _adam_update(params, grads, m_state, v_state, step, lr, beta1, beta2, eps)
+            _adam_update(params, grads, m_state, v_state, steps, lr, betas, eps)
+    model.w1.copy_(w1a[:, :D])
+    model.b1.copy_(w1a[:, D:])
     return model
 
 
@@ -181,43 +223,63 @@ def _skip_last_column(flat: torch.Tensor, D: int) -> torch.Tensor:
     return flat + flat.div(D, rounding_mode="floor")
 
 
-def _gradients(model: BatchedMLP, x1: torch.Tensor, yb: torch.Tensor, drop2: torch.Tensor,
-               scale: torch.Tensor, two_reg: torch.Tensor) -> list[torch.Tensor]:
-    """Hand-written backward pass of the loss of ``train_batched``.
+def _gradients(w1a: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, x1: torch.Tensor,
+               yb: torch.Tensor, drop2: torch.Tensor, scale: torch.Tensor,
+               row_scale: torch.Tensor, two_reg: torch.Tensor,
+               row_reg: torch.Tensor) -> list[torch.Tensor]:
+    """Hand-written backward pass of the loss of ``train_batched``: gradients of
+    ``[W1; b1] (K, D + 1, H)``, ``W2`` and ``b2``.
 
     ``x1 = (x * m1, 1)`` are the dropped inputs with a constant column, ``drop2`` the dropped
     hidden units; the dropout factor ``s = 1 / (1 - p)`` multiplies the weights:
-    ``a = x1 [s W1; b1]``, ``h = relu(a) * m2``, ``out = h (s W2) + b2``.
+    ``a = x1 [s W1; b1]``, ``h = relu(a) * m2``, ``out = h (s W2) + b2``. ``row_scale`` is
+    ``(s, ..., s, 1)`` and ``row_reg`` ``(2 reg, ..., 2 reg, 0)`` per row of ``[W1; b1]``.
     """
-    b = x1.shape[1]
-    w2s = model.w2 * scale
-    w1a = torch.cat([model.w1 * scale, model.b1], dim=1)  # (K, D + 1, H)
-    h = _apply_drops(torch.bmm(x1, w1a).relu_(), drop2)  # (K, b, H)
-    out = torch.bmm(h, w2s).add_(model.b2)  # (K, b, 1)
+    K, b, _ = x1.shape
+    H = w1a.shape[2]
+    w2s = w2 * scale
+    h = torch.bmm(x1, w1a * row_scale, out=_with_trash((K, b, H), x1.dtype)).relu_()
+    h = _fill_drops(h, drop2)
+    out = torch.bmm(h, w2s).add_(b2)  # (K, b, 1)
     g_out = out.sub_(yb).mul_(2.0 / b)  # d mean_b (out - y)^2 / d out, (K, b, 1)
-    g_w2 = torch.bmm(h.transpose(1, 2), g_out).mul_(scale).add_(model.w2 * two_reg)
+    # (K, 1, b) @ (K, b, H) reads h row by row, about twice as fast as h^T @ g_out
+    g_w2 = torch.bmm(g_out.transpose(1, 2), h).transpose(1, 2).mul_(scale)
+    g_w2 = g_w2.addcmul_(w2, two_reg)
     g_b2 = g_out.sum(1, keepdim=True)
     # d h / d a = m2 * 1[a > 0] = 1[h > 0] = sign(h) (h >= 0), so with w = s W2 (K, H, 1)
     # d/d a_ij = g_out_i w_j gate_ij, and the (K, b, H) product never needs to be formed:
     # [g_W1 / s; g_b1] = ((x1 * g_out)^T gate) * w^T (the last row from the constant column).
     gate = h.sign_()
     g_a1 = torch.bmm((x1 * g_out).transpose(1, 2), gate).mul_(w2s.transpose(1, 2))
-    g_w1 = g_a1[:, :-1].mul_(scale).add_(model.w1 * two_reg)
-    g_b1 = g_a1[:, -1:]
-    return [g_w1, g_b1, g_w2, g_b2]
+    g_w1a = g_a1.mul_(row_scale).addcmul_(w1a, row_reg)
+    return [g_w1a, g_w2, g_b2]
 
 
 def _adam_update(params: list[torch.Tensor], grads: list[torch.Tensor],
-                 m_state: list[torch.Tensor], v_state: list[torch.Tensor], step: int,
-                 lr: float, beta1: float, beta2: float, eps: float) -> None:
-    """Adam, written as in ``torch.optim.Adam`` (elementwise, so per network by construction)."""
-    bc1 = 1.0 - beta1**step
-    bc2_sqrt = math.sqrt(1.0 - beta2**step)
-    for param, g, m, v in zip(params, grads, m_state, v_state, strict=True):
-        m.lerp_(g, 1.0 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-        denom = (v.sqrt() / bc2_sqrt).add_(eps)
-        param.addcdiv_(m, denom, value=-lr / bc1)
+                 m_state: list[torch.Tensor], v_state: list[torch.Tensor],
+                 steps: list[torch.Tensor], lr: float, betas: tuple[float, float],
+                 eps: float) -> None:
+    """One ``torch.optim.Adam`` step of every tensor in place.
+
+    Uses the kernel behind ``Adam(fused=True)`` (a private torch op; one call instead of ~28
+    elementwise ops) where this torch has it, else the same update written elementwise.
+    """
+    torch._foreach_add_(steps, 1.0)
+    fused = getattr(torch, "_fused_adam_", None)
+    if fused is not None:
+        fused(params, [g.contiguous() for g in grads],  # it reads grads as contiguous
+              m_state, v_state, [], steps, lr=lr, beta1=betas[0], beta2=betas[1],
+              weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        return
+    for param, g, m, v, step in zip(params, grads, m_state, v_state, steps, strict=True):
+        t = float(step)
+        m.lerp_(g, 1.0 - betas[0])
+        v.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
+        denom = (v.sqrt() / math.sqrt(1.0 - betas[1] ** t)).add_(eps)
+        param.addcdiv_(m, denom, value=-lr / (1.0 - betas[0] ** t))
+
+
+_CACHE_ELEMENTS = 1 << 18
 
 
 @dataclass
@@ -252,7 +314,9 @@ def mc_evaluate(
 
     averaged over points; the logsumexp over T is taken chunk by chunk,
     ``logaddexp(running, logsumexp_chunk)``, so memory stays at ``chunk_elements`` hidden
-    activations whatever T is. RMSE is that of the MC mean ``mean_t yhat_t``.
+    activations whatever T is (and at most ``2**18`` of them are live at once, which keeps
+    them in cache; a chunk of outputs is then up to ``chunk_elements / (K M)`` passes).
+    RMSE is that of the MC mean ``mean_t yhat_t``.
     """
     K, M, D = X.shape
     H = model.w1.shape[2]
@@ -265,21 +329,36 @@ def mc_evaluate(
     ys = y_scale.to(dtype).view(K, 1, 1)
     sampler = _DropSampler(p)
     per_pass = K * M * H
-    s_max = max(1, chunk_elements // per_pass)
+    # chunks beyond ~1 MiB of activations fall out of the L2 cache and get slower, so passes
+    # are computed s at a time but their outputs (H times smaller) reduced r >= s at a time
+    s_max = max(1, min(chunk_elements, _CACHE_ELEMENTS) // per_pass)
+    r_max = min(n_samples, max(s_max, chunk_elements // (K * M)))
+    outs = torch.empty(K, r_max, M, dtype=dtype)
+    # reused buffers: fresh multi-MB tensors per chunk would cost page faults
+    x_buf = torch.empty(K * s_max * M * (D + 1) + 1, dtype=dtype)
+    h_buf = torch.empty(K * s_max * M * H + 1, dtype=dtype)
     total = torch.zeros(K, M, dtype=torch.float64)
     running = torch.full((K, M), -math.inf, dtype=torch.float64)
     done = 0
     while done < n_samples:
-        s = min(s_max, n_samples - done)
-        xr = X1.new_empty(K, s, M, D + 1).copy_(X1.unsqueeze(1)).view(K, s * M, D + 1)
-        x1 = _apply_drops(xr, _skip_last_column(sampler.positions(s * M * D, generator), D))
-        h = _apply_drops(torch.bmm(x1, w1a).relu_(), sampler.positions(s * M * H, generator))
-        out = torch.bmm(h, w2s).add_(model.b2).view(K, s, M)  # (K, s*M, 1) -> (K, s, M)
+        r_len = min(r_max, n_samples - done)
+        filled = 0
+        while filled < r_len:
+            s = min(s_max, r_len - filled)
+            xr = _prefix(x_buf, (K, s, M, D + 1)).copy_(X1.unsqueeze(1))
+            drop1 = sampler.positions(s * M * D, generator, trash=K * s * M * D)
+            x1 = _fill_drops(xr.view(K, s * M, D + 1), _skip_last_column(drop1, D))
+            h = torch.bmm(x1, w1a, out=_prefix(h_buf, (K, s * M, H))).relu_()
+            h = _fill_drops(h, sampler.positions(s * M * H, generator, trash=K * s * M * H))
+            out = torch.bmm(h, w2s).add_(model.b2).view(K, s, M)  # (K, s*M, 1) -> (K, s, M)
+            outs[:, filled : filled + s].copy_(out)
+            filled += s
+        out = outs[:, :r_len]
         total += out.sum(1, dtype=torch.float64)
-        resid = (y.unsqueeze(1) - out).mul_(ys)  # original units, (K, s, M)
+        resid = (y.unsqueeze(1) - out).mul_(ys)  # original units, (K, r, M)
         log_w = resid.square_().mul_(-0.5 * tau2)
         running = torch.logaddexp(running, torch.logsumexp(log_w, dim=1).double())
-        done += s
+        done += r_len
     tau64 = tau.double().view(K, 1)
     ll_point = (running - math.log(n_samples) - 0.5 * math.log(2 * math.pi)
                 + 0.5 * torch.log(tau64))
