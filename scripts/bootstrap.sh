@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv in the repository root and install dropkit with pinned versions.
 # Usage: bash scripts/bootstrap.sh [EXTRAS]   (EXTRAS e.g. "lab" or "dev"; default "lab")
-# Re-running is cheap: the install is skipped when pyproject.toml, the lock and the extras are
-# unchanged since the last successful install.
+# Re-running is cheap: the install is skipped when pyproject.toml, the lock, the extras and the
+# checkout's path are unchanged since the last successful install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-lab}"
@@ -18,7 +18,8 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=".venv/.bootstrap-$extras"
-want="$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
+# The stamp covers the pins and the checkout's path (an editable install points at it).
+want="$( (cat pyproject.toml requirements.lock; pwd) | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
