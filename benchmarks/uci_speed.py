@@ -5,7 +5,9 @@ evaluates each with 10,000 MC passes. Both sides are timed on the same machine, 
 rounds, and extrapolated to the full protocol the same way:
 
 - batched: ``train_batched`` of all 240 grid networks (and the 20 retrained ones) for a few
-  epochs, ``mc_evaluate`` of all of them for a few passes (dropkit.bench.uci_batched);
+  epochs, ``mc_evaluate`` of all of them for a few passes (dropkit.bench.uci_batched), with
+  the protocol's dropout rates; with ``--backend`` (default auto: the fused C kernels where
+  they compile) and, for comparison, with torch ops only;
 - sequential (torch.nn): one ``torch.nn`` network with ``torch.optim.Adam`` (weight decay in
   the loss, a fresh permutation per epoch, batch 128), and its MC passes as a loop of forward
   calls with dropout on, as the original code does; a few networks are timed;
@@ -29,7 +31,13 @@ import time
 import numpy as np
 import torch
 
-from dropkit.bench.uci_batched import glorot_init, mc_evaluate, train_batched
+from dropkit.bench.uci_batched import (
+    BACKENDS,
+    glorot_init,
+    mc_evaluate,
+    resolve_backend,
+    train_batched,
+)
 from dropkit.bench.uci_config import UCIConfig
 from dropkit.bench.uci_protocol import run_uci
 from dropkit.datasets.uci import load_uci
@@ -70,21 +78,23 @@ def _time_seq_passes(X: torch.Tensor, passes: int) -> float:
     return (time.process_time() - t0) / passes
 
 
-def _time_batched(K: int, X: torch.Tensor, y: torch.Tensor, epochs: int,
-                  Xe: torch.Tensor, passes: int, seed: int) -> tuple[float, float]:
-    """Seconds per epoch and per MC pass of K networks in one batch."""
+def _time_batched(rates: list[float], X: torch.Tensor, y: torch.Tensor, epochs: int,
+                  Xe: torch.Tensor, passes: int, seed: int, backend: str) -> tuple[float, float]:
+    """Seconds per epoch and per MC pass of one network per rate, all in one batch."""
     g = torch.Generator().manual_seed(seed)
+    K = len(rates)
     Xk, yk = X.expand(K, *X.shape).contiguous(), y.expand(K, *y.shape).contiguous()
-    p = torch.full((K,), 0.05)
+    p = torch.tensor(rates)  # the mask cost depends on the rates: the protocol's own
     model = glorot_init(K, X.shape[1], 50, generator=g)
     t0 = time.process_time()
-    train_batched(model, Xk, yk, p, torch.full((K,), 1e-6), epochs=epochs, generator=g)
+    train_batched(model, Xk, yk, p, torch.full((K,), 1e-6), epochs=epochs, generator=g,
+                  backend=backend)
     t_epoch = (time.process_time() - t0) / epochs
     Xek = Xe.expand(K, *Xe.shape).contiguous()
     ye = torch.zeros(K, Xe.shape[0])
     t0 = time.process_time()
     mc_evaluate(model, Xek, ye, p, y_scale=torch.ones(K), tau=torch.ones(K),
-                n_samples=passes, generator=g)
+                n_samples=passes, generator=g, backend=backend)
     return t_epoch, (time.process_time() - t0) / passes
 
 
@@ -97,6 +107,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=200, help="MC passes timed per round, side")
     ap.add_argument("--seq-networks", type=int, default=3, help="networks timed sequentially")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backend", default="auto", choices=BACKENDS,
+                    help="backend of the batched side (torch ops are always timed too)")
     ap.add_argument("--full", action="store_true", help="also run the real batched protocol")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,47 +127,53 @@ def main() -> None:
     Xs, ys, Xv = z(X_tr[:n_sub]), z(y_tr[:n_sub]), z(X_tr[n_sub:])
     Xf, yf, Xt = z(X_tr), z(y_tr), z(X_te)
     keys = ("grid_e", "grid_p", "fin_e", "fin_p")
-    seq: dict[str, list[float]] = {k: [] for k in keys}
-    one: dict[str, list[float]] = {k: [] for k in keys}
-    bat: dict[str, list[float]] = {k: [] for k in keys}
+    sides = ("seq", "one", "bat", "bat_torch")
+    times: dict[str, dict[str, list[float]]] = {sd: {k: [] for k in keys} for sd in sides}
+    # the protocol's rates: every (rate, tau) cell of every split; retrained nets cycle them
+    grid_rates = [r for _ in range(S) for r in ds.dropout_rates for _ in ds.tau_values]
+    fin_rates = [ds.dropout_rates[i % len(ds.dropout_rates)] for i in range(S)]
+    phases = {"grid": (Xs, ys, Xv, grid_rates), "fin": (Xf, yf, Xt, fin_rates)}
     for r in range(args.rounds):
         for _ in range(args.seq_networks):
-            seq["grid_e"].append(_time_seq_epochs(Xs, ys, args.epochs, 1e-6))
-            seq["grid_p"].append(_time_seq_passes(Xv, args.passes))
-        seq["fin_e"].append(_time_seq_epochs(Xf, yf, args.epochs, 1e-6))
-        seq["fin_p"].append(_time_seq_passes(Xt, args.passes))
-        for ph, (Xa, ya, Xb) in (("grid", (Xs, ys, Xv)), ("fin", (Xf, yf, Xt))):
-            e, p = _time_batched(1, Xa, ya, args.epochs, Xb, args.passes, r)
-            one[f"{ph}_e"].append(e)
-            one[f"{ph}_p"].append(p)
-        e, p = _time_batched(S * n_grid, Xs, ys, args.epochs, Xv, args.passes, r)
-        bat["grid_e"].append(e)
-        bat["grid_p"].append(p)
-        e, p = _time_batched(S, Xf, yf, args.epochs, Xt, args.passes, r)
-        bat["fin_e"].append(e)
-        bat["fin_p"].append(p)
-    med = {side: {k: statistics.median(v) for k, v in d.items()}
-           for side, d in (("seq", seq), ("one", one), ("bat", bat))}
+            times["seq"]["grid_e"].append(_time_seq_epochs(Xs, ys, args.epochs, 1e-6))
+            times["seq"]["grid_p"].append(_time_seq_passes(Xv, args.passes))
+        times["seq"]["fin_e"].append(_time_seq_epochs(Xf, yf, args.epochs, 1e-6))
+        times["seq"]["fin_p"].append(_time_seq_passes(Xt, args.passes))
+        for ph, (Xa, ya, Xb, rates) in phases.items():
+            for side, nets, backend in (("one", [0.05], args.backend),
+                                        ("bat", rates, args.backend),
+                                        ("bat_torch", rates, "torch")):
+                e, p = _time_batched(nets, Xa, ya, args.epochs, Xb, args.passes, r, backend)
+                times[side][f"{ph}_e"].append(e)
+                times[side][f"{ph}_p"].append(p)
+    med = {sd: {k: statistics.median(v) for k, v in times[sd].items()} for sd in sides}
     n_nets = {"grid": S * n_grid, "fin": S}
     # sequential times are per network, batched times are for all networks of a phase
-    copies = {"seq": n_nets, "one": n_nets, "bat": {"grid": 1, "fin": 1}}
+    copies = {"seq": n_nets, "one": n_nets, "bat": {"grid": 1, "fin": 1},
+              "bat_torch": {"grid": 1, "fin": 1}}
     total = {
-        side: sum((med[side][f"{ph}_e"] * E + med[side][f"{ph}_p"] * T) * copies[side][ph]
-                  for ph in ("grid", "fin"))
-        for side in ("seq", "one", "bat")
+        sd: sum((med[sd][f"{ph}_e"] * E + med[sd][f"{ph}_p"] * T) * copies[sd][ph]
+                for ph in ("grid", "fin"))
+        for sd in sides
     }
+    native = "native" if resolve_backend(args.backend, torch.float32, Xs.shape[1], 50) else "torch"
     print(f"data set {ds.name}: {S} splits x {n_grid} grid + {S} retrained networks, "
-          f"{E} epochs, T = {T}; torch {torch.__version__}, {args.threads} thread(s)")
+          f"{E} epochs, T = {T}; torch {torch.__version__}, {args.threads} thread(s); "
+          f"batched backend {native} (and torch ops for comparison)")
     for ph, label in (("grid", f"grid ({n_nets['grid']} nets)"), ("fin", f"retrain ({S} nets)")):
         print(f"  {label}: per epoch seq {med['seq'][ph + '_e'] * 1e3:.2f} ms/net, batched "
-              f"{med['bat'][ph + '_e'] * 1e3:.1f} ms/all; per MC pass seq "
+              f"{med['bat'][ph + '_e'] * 1e3:.1f} ms/all (torch ops "
+              f"{med['bat_torch'][ph + '_e'] * 1e3:.1f}); per MC pass seq "
               f"{med['seq'][ph + '_p'] * 1e3:.3f} ms/net, batched "
-              f"{med['bat'][ph + '_p'] * 1e3:.2f} ms/all")
+              f"{med['bat'][ph + '_p'] * 1e3:.2f} ms/all (torch ops "
+              f"{med['bat_torch'][ph + '_p'] * 1e3:.2f})")
     print(f"extrapolated full protocol (CPU time): torch.nn one at a time "
-          f"{total['seq'] / 3600:.2f} h, same kernels one at a time {total['one'] / 3600:.2f} h, "
-          f"batched {total['bat'] / 60:.1f} min")
-    print(f"speed-up batched vs torch.nn one at a time: {total['seq'] / total['bat']:.1f}x; "
-          f"vs the same kernels one at a time: {total['one'] / total['bat']:.1f}x "
+          f"{total['seq'] / 3600:.2f} h, {native} kernels one at a time "
+          f"{total['one'] / 3600:.2f} h, batched {total['bat'] / 60:.1f} min ({native}), "
+          f"{total['bat_torch'] / 60:.1f} min (torch ops)")
+    print(f"speed-up batched vs torch.nn one at a time: {total['seq'] / total['bat']:.1f}x "
+          f"({native}), {total['seq'] / total['bat_torch']:.1f}x (torch ops); batched vs the "
+          f"same kernels one at a time: {total['one'] / total['bat']:.1f}x "
           f"(medians of {args.rounds} interleaved rounds)")
     if args.full:
         t0, c0 = time.perf_counter(), time.process_time()

@@ -23,6 +23,7 @@ from dropkit.bench.uci_protocol import UCIResult, run_uci, standard_error
 from dropkit.bench.uci_report import CSV_COLUMNS, within_2se, within_2se_published
 from dropkit.datasets.uci import load_uci
 from dropkit.errors import DropkitTypeError, DropkitValueError
+from tests.native import require_native
 from tests.shared_data import SHARED, needs_shared
 
 
@@ -35,13 +36,18 @@ def _problem(K: int = 4, N: int = 70, D: int = 3, seed: int = 0):
     return X, y, p, reg
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize(("backend", "fused"),
+                         [("torch", True), ("torch", False), ("native", None)])
 @pytest.mark.parametrize("k", [1, 3])
-def test_network_in_batch_equals_network_trained_alone(k: int, fused: bool, monkeypatch) -> None:
+def test_network_in_batch_equals_network_trained_alone(k: int, backend: str, fused: bool | None,
+                                                       monkeypatch) -> None:
     """Network k of a batch of 4 == torch.nn + autograd + torch.optim.Adam fed the same
-    minibatches and dropout masks (float64); with torch's fused Adam kernel and without it
-    (torch releases that lack the private op take the elementwise path)."""
-    if not fused:
+    minibatches and dropout masks (float64); the torch backend with torch's fused Adam kernel
+    and without it (torch releases that lack the private op take the elementwise path), and
+    the native (C) backend."""
+    if backend == "native":
+        require_native()
+    if fused is False:
         monkeypatch.delattr(torch, "_fused_adam_", raising=False)
     X, y, p, reg = _problem()
     H, epochs, batch = 8, 3, 32  # N = 70: batches of 32, 32 and 6
@@ -54,7 +60,7 @@ def test_network_in_batch_equals_network_trained_alone(k: int, fused: bool, monk
         record.append((idx[k].clone(), m1[k].clone(), m2[k].clone()))
 
     train_batched(model, X, y, p, reg, epochs=epochs, batch_size=batch, lr=1e-2,
-                  generator=g, on_step=on_step)
+                  generator=g, on_step=on_step, backend=backend)
     assert len(record) == epochs * 3
 
     lin1 = torch.nn.Linear(X.shape[2], H).double()
@@ -116,19 +122,20 @@ def test_independent_initialisations() -> None:
 
 def _direct_mc(model: BatchedMLP, X, y, p, y_scale, tau, T, seed):
     """All T passes stacked, then a plain logsumexp (float64); the masks come from
-    ``drop_positions`` drawn in the same order as a one-pass-per-chunk ``mc_evaluate``."""
+    ``drop_positions`` drawn in the same order as a one-pass-per-chunk ``mc_evaluate``: per
+    pass and network one sequence of M (D + H) entries, the M D input ones first."""
     g = torch.Generator().manual_seed(seed)
     K, M, D = X.shape
     H = model.w1.shape[2]
     keep = (1 - p).view(K, 1, 1)
     outs = []
     for _ in range(T):
-        m1 = torch.ones(K * M * D, dtype=X.dtype)
-        m1[drop_positions(M * D, p, g)] = 0
-        m2 = torch.ones(K * M * H, dtype=X.dtype)
-        m2[drop_positions(M * H, p, g)] = 0
-        h = torch.relu(torch.bmm(X * m1.view(K, M, D) / keep, model.w1) + model.b1)
-        outs.append((torch.bmm(h * m2.view(K, M, H) / keep, model.w2) + model.b2)[..., 0])
+        m = torch.ones(K * M * (D + H), dtype=X.dtype)
+        m[drop_positions(M * (D + H), p, g)] = 0
+        m = m.view(K, M * (D + H))
+        m1, m2 = m[:, : M * D].reshape(K, M, D), m[:, M * D :].reshape(K, M, H)
+        h = torch.relu(torch.bmm(X * m1 / keep, model.w1) + model.b1)
+        outs.append((torch.bmm(h * m2 / keep, model.w2) + model.b2)[..., 0])
     yhat = torch.stack(outs, 1) * y_scale.view(K, 1, 1)  # (K, T, M) original units
     yo = (y * y_scale.view(K, 1)).unsqueeze(1)
     ll = (torch.logsumexp(-0.5 * tau.view(K, 1, 1) * (yo - yhat) ** 2, dim=1) - math.log(T)
@@ -137,10 +144,13 @@ def _direct_mc(model: BatchedMLP, X, y, p, y_scale, tau, T, seed):
     return rmse, ll.mean(1)
 
 
+@pytest.mark.parametrize("backend", ["torch", "native"])
 @pytest.mark.parametrize("chunk_elements", [1, 10**9])
-def test_streaming_mc_equals_direct_computation(chunk_elements: int) -> None:
+def test_streaming_mc_equals_direct_computation(chunk_elements: int, backend: str) -> None:
     """Streaming (one pass per chunk) == stacking all T passes; one big chunk agrees in
     distribution."""
+    if backend == "native":
+        require_native()
     K, M, D, H, T = 3, 11, 4, 6, 40
     g = torch.Generator().manual_seed(4)
     model = glorot_init(K, D, H, generator=g, dtype=torch.float64)
@@ -153,14 +163,16 @@ def test_streaming_mc_equals_direct_computation(chunk_elements: int) -> None:
     X_before = X.clone()
     if chunk_elements == 1:
         stats = mc_evaluate(model, X, y, p, y_scale=y_scale, tau=tau, n_samples=T,
-                            generator=torch.Generator().manual_seed(9), chunk_elements=1)
+                            generator=torch.Generator().manual_seed(9), chunk_elements=1,
+                            backend=backend)
         rmse, ll = _direct_mc(model, X, y, p, y_scale, tau, T, seed=9)
         torch.testing.assert_close(stats.rmse, rmse, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(stats.ll, ll, rtol=1e-10, atol=1e-12)
     else:
         # other chunking, other masks: equal in distribution, compare T = 20000 vs 1000 loosely
         big = mc_evaluate(model, X, y, p, y_scale=y_scale, tau=tau, n_samples=20000,
-                          generator=torch.Generator().manual_seed(9), chunk_elements=1 << 30)
+                          generator=torch.Generator().manual_seed(9), chunk_elements=1 << 30,
+                          backend=backend)
         rmse, ll = _direct_mc(model, X, y, p, y_scale, tau, 1000, seed=10)
         torch.testing.assert_close(big.rmse, rmse, rtol=0.05, atol=0.02)
         torch.testing.assert_close(big.ll, ll, rtol=0.05, atol=0.05)
@@ -168,7 +180,7 @@ def test_streaming_mc_equals_direct_computation(chunk_elements: int) -> None:
     # without dropout (p = 0) every pass is the deterministic network
     zero = torch.zeros(K, dtype=torch.float64)
     s0 = mc_evaluate(model, X, y, zero, y_scale=y_scale, tau=tau, n_samples=5,
-                     generator=g, chunk_elements=chunk_elements)
+                     generator=g, chunk_elements=chunk_elements, backend=backend)
     torch.testing.assert_close(s0.rmse, s0.rmse_standard, rtol=1e-12, atol=1e-12)
 
 
@@ -300,6 +312,7 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
     assert rows[0]["published_rmse"] == "2.903623"
     md = (tmp_path / "uci.md").read_text()
     assert "bostonHousing" in md and "mc_samples" in md and "torch" in md
+    assert rows[0]["backend"] in ("native", "torch")
     assert "not the published protocol** (changed: epochs=2, n_splits=2, mc_samples=20)" in md
     bad = parser.parse_args(["bench", "uci", "--root", str(tmp_path / "nope"), "--datasets",
                              "bostonHousing", "--out", str(tmp_path), "--quick"])

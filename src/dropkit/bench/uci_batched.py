@@ -22,8 +22,15 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["BatchedMLP", "StepCallback", "drop_positions", "glorot_init", "mc_evaluate",
-           "train_batched"]
+from dropkit._validate import check_choice
+from dropkit.bench.uci_config import BACKENDS
+from dropkit.bench.uci_native import NativeKernels, native_kernels
+from dropkit.errors import DropkitError
+
+__all__ = ["BACKENDS", "BatchedMLP", "StepCallback", "drop_positions", "glorot_init",
+           "mc_evaluate", "resolve_backend", "train_batched"]
+
+
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 """``(step, idx (K, b), keep1 (K, b, D), keep2 (K, b, H))``, called before each update; the
@@ -66,55 +73,110 @@ def drop_positions(n: int, p: torch.Tensor, generator: torch.Generator) -> torch
     """Flat indices into a ``(K, n)`` tensor of entries dropped i.i.d. with probability p_k.
 
     The positions of the successes of a Bernoulli(p) sequence are the partial sums of
-    i.i.d. Geometric(p) gaps, ``gap = floor(log(u) / log(1 - p)) + 1`` with u uniform on
-    (0, 1] (float64), so only about ``n p`` random numbers are drawn instead of n: 10x to 200x
+    i.i.d. Geometric(p) gaps, ``gap = floor(log(1 - U) / log(1 - p)) + 1`` with U uniform on
+    [0, 1) (float64), so only about ``n p`` random numbers are drawn instead of n: 10x to 200x
     fewer for the benchmark's p in [0.005, 0.1], which makes dropout masks cheap next to the
-    matmuls. Networks that share a rate are drawn together.
+    matmuls. The draw order is ``_DropSampler``'s; the training and MC code draw the input
+    and hidden masks of a network as one sequence of ``rows * (D + H)`` entries.
     """
-    return _DropSampler(p).positions(n, generator)
+    sampler = _DropSampler(p)
+    found = [pos.add(ks.unsqueeze(1) * n)[pos < n] for ks, pos in sampler.positions(n, generator)]
+    return torch.cat(found) if found else torch.empty(0, dtype=torch.int64)
 
 
 class _DropSampler:
-    """``drop_positions`` for fixed rates, with the grouping by rate computed once."""
+    """Dropped positions for fixed rates p (K,), drawn in rounds.
+
+    Round one draws, for every network with p > 0 (grouped by rate, groups in increasing p),
+    ``mean + 4 sd + 8`` gaps, mean = n p; the networks whose positions have not reached n yet
+    draw ``4 sd + 8`` more per round. Each round is one ``torch.rand`` call, network after
+    network, and ``L = log(1 - U)`` is what both backends turn into positions
+    (``uci_native.c: drops_from_gaps`` is the native twin of ``positions``).
+    """
 
     def __init__(self, p: torch.Tensor) -> None:
         p64 = p.detach().to(torch.float64).cpu()
-        rows = torch.arange(p64.numel(), dtype=torch.int64)
-        self.groups = [(value, rows[p64 == value]) for value in torch.unique(p64).tolist()
-                       if value > 0.0]
+        self.K = p64.numel()
+        rows = torch.arange(self.K, dtype=torch.int64)
+        groups = [rows[p64 == value] for value in torch.unique(p64).tolist() if value > 0.0]
+        self.order = torch.cat(groups) if groups else rows[:0]  # networks of round one
+        q = p64.clamp(max=1.0 - 1e-12)
+        self.inv_log_q = torch.where(p64 > 0, 1.0 / torch.log1p(-q), 0.0)  # (K,)
+        self.p = p64
+        self._widths: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
 
-    def positions(self, n: int, generator: torch.Generator,
-                  trash: int | None = None) -> torch.Tensor:
-        """Flat drop indices; with ``trash``, the positions past a row's end become ``trash``
-        (an index one past the data, so no compaction is needed) instead of being removed."""
-        found: list[torch.Tensor] = []
-        for value, ks in self.groups:
-            inv_log_q = 1.0 / math.log1p(-value)
-            mean = n * value
-            width = int(mean + 4.0 * math.sqrt(mean) + 8)  # gaps per row; rows short of n go on
-            offset = (ks * n).unsqueeze(1)
-            last = torch.full((ks.numel(), 1), -1, dtype=torch.int64)
-            while True:
-                u = torch.rand(offset.shape[0], width, dtype=torch.float64, generator=generator)
-                # gap - 1 = floor(log(1 - U) / log(1 - p)) >= 0: truncation is the floor; gaps
-                # past the row's end are all alike, so clip them (no int64 overflow for tiny p)
-                e = torch.rsub(u, 1.0).log_().mul_(inv_log_q).clamp_max_(float(n))
-                pos = e.to(torch.int64).add_(1).cumsum_(1).add_(last)  # (k, width), exact
-                if trash is None:
-                    found.append(pos.add(offset)[pos < n])
-                else:
-                    past = pos >= n
-                    found.append(pos.add(offset).masked_fill_(past, trash).view(-1))
-                last = pos[:, -1:]
-                short = (last < n).view(-1)
-                if not bool(short.any()):
-                    break
-                # continue the same i.i.d. gap sequence of the unfinished rows only
-                last, offset = last[short], offset[short]
-                width = int(4.0 * math.sqrt(mean) + 8)
-        if not found:
-            return torch.empty(0, dtype=torch.int64)
-        return found[0] if len(found) == 1 else torch.cat(found)
+    def widths(self, n: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Per network (K,): gaps in round one, gaps in later rounds; round one's total."""
+        if n not in self._widths:
+            mean = n * self.p
+            sd4 = 4.0 * mean.sqrt() + 8.0
+            first = (mean + sd4).to(torch.int64)
+            later = sd4.to(torch.int64)
+            self._widths[n] = (first, later, int(first[self.order].sum()))
+        return self._widths[n]
+
+    def rounds(self, n: int, generator: torch.Generator,
+               consume: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+               ) -> None:
+        """Draw round after round; ``consume(ks, width, L)`` turns round's ``L`` (flat, ks[0]'s
+        ``width[ks[0]]`` values first) into positions and returns the networks still short."""
+        first, later, total = self.widths(n)
+        ks, width = self.order, first
+        while True:
+            # 1 - U is exact in float64; log is several times faster than log1p in torch
+            L = torch.rand(total, dtype=torch.float64, generator=generator).neg_().add_(1.0)
+            ks = consume(ks, width, L.log_())
+            if not ks.numel():
+                return
+            width = later
+            total = int(later[ks].sum())
+
+    def positions(self, n: int, generator: torch.Generator
+                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Blocks ``(ks (r,), pos (r, w))``: sorted positions per network, those >= n unused."""
+        last = torch.full((self.K,), -1, dtype=torch.int64)
+        found: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def consume(ks: torch.Tensor, width: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+            w = width[ks]
+            start = 0
+            short = []
+            # networks of one rate are consecutive in ks and share a width
+            for w_run, count in zip(*torch.unique_consecutive(w, return_counts=True),
+                                    strict=True):
+                w_run, count = int(w_run), int(count)
+                run = ks[start : start + count]
+                e = L[: w_run * count].view(count, w_run)
+                L = L[w_run * count :]
+                start += count
+                # truncation is the floor (e >= 0); gaps past the end are all alike, so clip
+                # them (no int64 overflow for tiny p)
+                pos = e.mul(self.inv_log_q[run].unsqueeze(1)).clamp_max_(float(n))
+                pos = pos.to(torch.int64).add_(1).cumsum_(1).add_(last[run].unsqueeze(1))
+                last[run] = pos[:, -1]
+                found.append((run, pos))
+                short.append(run[pos[:, -1] < n])
+            return torch.cat(short) if short else ks  # ks is empty then
+
+        self.rounds(n, generator, consume)
+        return found
+
+    def split(self, rows: int, D: int, H: int, generator: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat dropped indices into ``(K, rows, D)`` and ``(K, rows, H)``, one sequence of
+        ``rows (D + H)`` per network; unused slots hold the index one past the end (trash)."""
+        n_in, n = rows * D, rows * (D + H)
+        trash1, trash2 = self.K * n_in, self.K * rows * H
+        drop1, drop2 = [], []
+        for ks, pos in self.positions(n, generator):
+            is_in = pos < n_in
+            drop1.append(torch.where(is_in, pos + (ks * n_in).unsqueeze(1), trash1).view(-1))
+            is_hid = (pos < n) & ~is_in
+            drop2.append(torch.where(is_hid, pos - n_in + (ks * rows * H).unsqueeze(1),
+                                     trash2).view(-1))
+        if not drop1:
+            return torch.full((1,), trash1), torch.full((1,), trash2)
+        return torch.cat(drop1), torch.cat(drop2)
 
 
 def _keep_mask(shape: tuple[int, ...], flat: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -143,6 +205,19 @@ def _fill_drops(x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def resolve_backend(backend: str, dtype: torch.dtype, D: int, H: int) -> NativeKernels | None:
+    """The native kernels ``backend`` asks for, or None for the torch ops (see ``BACKENDS``)."""
+    check_choice("backend", backend, BACKENDS)
+    if backend == "torch":
+        return None
+    try:
+        return native_kernels(dtype, D, H)
+    except DropkitError:
+        if backend == "native":
+            raise
+        return None
+
+
 def train_batched(
     model: BatchedMLP,
     X: torch.Tensor,
@@ -158,6 +233,7 @@ def train_batched(
     generator: torch.Generator,
     on_step: StepCallback | None = None,
     progress: str | None = None,
+    backend: str = "auto",
 ) -> BatchedMLP:
     """Train K networks in place with Adam; returns ``model``.
 
@@ -165,10 +241,13 @@ def train_batched(
     ``mean_b (f_k(x_b) - y_b)^2 + reg_k (|W1_k|^2 + |W2_k|^2)``. Each epoch visits every row
     once in a fresh random order per network, in batches of ``batch_size`` (the last one
     smaller), as Keras ``fit(shuffle=True)`` does. Shapes: ``X (K, N, D)``, ``y (K, N)``,
-    ``p (K,)``, ``reg (K,)``.
+    ``p (K,)``, ``reg (K,)``. ``backend`` is one of ``BACKENDS``; both consume ``generator``
+    identically, so they give the same networks up to rounding.
     """
     K, N, D = X.shape
     dtype = X.dtype
+    H = model.w1.shape[2]
+    kernels = resolve_backend(backend, dtype, D, H)
     scale = 1.0 / (1.0 - p.to(dtype).view(K, 1, 1))
     two_reg = (2.0 * reg.to(dtype)).view(K, 1, 1)
     D1 = D + 1
@@ -176,19 +255,24 @@ def train_batched(
     w1a = torch.cat([model.w1, model.b1], dim=1)
     row_scale = torch.cat([scale.expand(K, D, 1), scale.new_ones(K, 1, 1)], dim=1)
     row_reg = torch.cat([two_reg.expand(K, D, 1), two_reg.new_zeros(K, 1, 1)], dim=1)
-    params = [w1a, model.w2, model.b2]
+    # the native kernels index flat arrays; contiguous copies are written back at the end
+    params = [w1a, model.w2.contiguous(), model.b2.contiguous()]
     # Adam is elementwise, hence per network by construction. The fused kernel (what
     # torch.optim.Adam(fused=True) calls, without its ~0.1 ms of Python per step) does the
     # update in one pass instead of ~7 elementwise ops per tensor.
     m_state = [torch.zeros_like(t) for t in params]
     v_state = [torch.zeros_like(t) for t in params]
     steps = [torch.zeros((), dtype=torch.float32) for _ in params]
-    H = model.w1.shape[2]
     sampler = _DropSampler(p)
-    # rows of every network's data with a constant 1 appended: (x, 1) [W1; b1] = x W1 + b1, so
-    # one bmm adds the bias, and the bias gradient comes out of the weight-gradient bmm
-    X_rows = torch.cat([X, X.new_ones(K, N, 1)], dim=2).reshape(K * N, D + 1)
-    y_rows = y.reshape(K * N)
+    if kernels is not None:
+        X_rows, y_rows = X.contiguous().view(K * N, D), y.contiguous().view(K * N)
+        scale_k, two_reg_k = scale.reshape(K).contiguous(), two_reg.reshape(K).contiguous()
+        work = kernels.train_workspace(batch_size)
+    else:
+        # rows of every network's data with a constant 1 appended: (x, 1) [W1; b1] = x W1 + b1,
+        # so one bmm adds the bias, and the bias gradient comes out of the weight-gradient bmm
+        X_rows = torch.cat([X, X.new_ones(K, N, 1)], dim=2).reshape(K * N, D1)
+        y_rows = y.reshape(K * N)
     offsets = (torch.arange(K) * N).unsqueeze(1)  # (K, 1): row k of network k is k N + i
     step = 0
     for _ in tqdm(range(epochs), desc=progress, disable=progress is None, leave=False):
@@ -199,22 +283,31 @@ def train_batched(
         for start in range(0, N, batch_size):
             stop = min(start + batch_size, N)
             b = stop - start
-            rows = flat_perm[:, start:stop].reshape(-1)
-            x1 = torch.index_select(X_rows, 0, rows, out=_with_trash((K * b, D1), dtype))
-            x1 = x1.view(K, b, D1)
-            yb = y_rows.index_select(0, rows).view(K, b, 1)
-            drop1 = sampler.positions(b * D, generator, trash=K * b * D)
-            drop2 = sampler.positions(b * H, generator, trash=K * b * H)
+            rows = flat_perm[:, start:stop].contiguous()  # (K, b)
+            if kernels is not None:
+                keep = kernels.draw_masks(sampler, b, generator)
+                if on_step is not None:
+                    on_step(step, perm[:, start:stop], *kernels.unpack(keep, (K, b), dtype))
+                step += 1
+                kernels.train_step(X_rows, y_rows, rows, keep, params, m_state, v_state,
+                                   scale_k, two_reg_k, step=step, lr=lr, betas=betas, eps=eps,
+                                   work=work)
+                continue
+            drop1, drop2 = sampler.split(b, D, H, generator)
             if on_step is not None:
                 on_step(step, perm[:, start:stop], _keep_mask((K, b, D), drop1, dtype),
                         _keep_mask((K, b, H), drop2, dtype))
-            x1 = _fill_drops(x1, _skip_last_column(drop1, D))  # trash -> K b (D + 1)
-            grads = _gradients(w1a, model.w2, model.b2, x1, yb, drop2, scale, row_scale,
-                               two_reg, row_reg)
             step += 1
+            x1 = torch.index_select(X_rows, 0, rows.view(-1),
+                                    out=_with_trash((K * b, D1), dtype)).view(K, b, D1)
+            yb = y_rows.index_select(0, rows.view(-1)).view(K, b, 1)
+            x1 = _fill_drops(x1, _skip_last_column(drop1, D))  # trash -> K b (D + 1)
+            grads = _gradients(*params, x1, yb, drop2, scale, row_scale, two_reg, row_reg)
             _adam_update(params, grads, m_state, v_state, steps, lr, betas, eps)
     model.w1.copy_(w1a[:, :D])
     model.b1.copy_(w1a[:, D:])
+    model.w2.copy_(params[1])
+    model.b2.copy_(params[2])
     return model
 
 
@@ -303,6 +396,7 @@ def mc_evaluate(
     n_samples: int,
     generator: torch.Generator,
     chunk_elements: int = 1 << 23,
+    backend: str = "auto",
 ) -> MCStats:
     """T = ``n_samples`` MC dropout passes of every network, reduced with streaming statistics.
 
@@ -316,11 +410,12 @@ def mc_evaluate(
     ``logaddexp(running, logsumexp_chunk)``, so memory stays at ``chunk_elements`` hidden
     activations whatever T is (and at most ``2**18`` of them are live at once, which keeps
     them in cache; a chunk of outputs is then up to ``chunk_elements / (K M)`` passes).
-    RMSE is that of the MC mean ``mean_t yhat_t``.
+    RMSE is that of the MC mean ``mean_t yhat_t``. ``backend`` as in ``train_batched``.
     """
     K, M, D = X.shape
     H = model.w1.shape[2]
     dtype = X.dtype
+    kernels = resolve_backend(backend, dtype, D, H)
     scale = 1.0 / (1.0 - p.to(dtype).view(K, 1, 1))
     w1a = torch.cat([model.w1 * scale, model.b1], dim=1)  # (K, D + 1, H): bias as a row
     w2s = model.w2 * scale
@@ -335,8 +430,14 @@ def mc_evaluate(
     r_max = min(n_samples, max(s_max, chunk_elements // (K * M)))
     outs = torch.empty(K, r_max, M, dtype=dtype)
     # reused buffers: fresh multi-MB tensors per chunk would cost page faults
-    x_buf = torch.empty(K * s_max * M * (D + 1) + 1, dtype=dtype)
-    h_buf = torch.empty(K * s_max * M * H + 1, dtype=dtype)
+    if kernels is not None:
+        X = X.contiguous()
+        w1a, w2s = w1a.contiguous(), w2s.contiguous()
+        b2 = model.b2.contiguous()
+        out_buf = torch.empty(K * s_max * M, dtype=dtype)
+    else:
+        x_buf = torch.empty(K * s_max * M * (D + 1) + 1, dtype=dtype)
+        h_buf = torch.empty(K * s_max * M * H + 1, dtype=dtype)
     total = torch.zeros(K, M, dtype=torch.float64)
     running = torch.full((K, M), -math.inf, dtype=torch.float64)
     done = 0
@@ -345,11 +446,18 @@ def mc_evaluate(
         filled = 0
         while filled < r_len:
             s = min(s_max, r_len - filled)
+            if kernels is not None:
+                out = _prefix(out_buf, (K, s, M))
+                kernels.mc_passes(X, kernels.draw_masks(sampler, s * M, generator), w1a, w2s,
+                                  b2, out)
+                outs[:, filled : filled + s].copy_(out)
+                filled += s
+                continue
             xr = _prefix(x_buf, (K, s, M, D + 1)).copy_(X1.unsqueeze(1))
-            drop1 = sampler.positions(s * M * D, generator, trash=K * s * M * D)
+            drop1, drop2 = sampler.split(s * M, D, H, generator)
             x1 = _fill_drops(xr.view(K, s * M, D + 1), _skip_last_column(drop1, D))
             h = torch.bmm(x1, w1a, out=_prefix(h_buf, (K, s * M, H))).relu_()
-            h = _fill_drops(h, sampler.positions(s * M * H, generator, trash=K * s * M * H))
+            h = _fill_drops(h, drop2)
             out = torch.bmm(h, w2s).add_(model.b2).view(K, s, M)  # (K, s*M, 1) -> (K, s, M)
             outs[:, filled : filled + s].copy_(out)
             filled += s

@@ -10,10 +10,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from dropkit._validate import check_positive_int, check_probability
+from dropkit._validate import check_choice, check_positive_int, check_probability
 from dropkit.errors import DropkitValueError, expected
 
-__all__ = ["PUBLISHED_2016", "PUBLISHED_2018", "PUBLISHED_SOURCES", "UCIConfig"]
+__all__ = ["BACKENDS", "PUBLISHED_2016", "PUBLISHED_2018", "PUBLISHED_SOURCES", "UCIConfig"]
+
+BACKENDS = ("auto", "native", "torch")
+"""``native``: the fused C kernels of ``uci_native.c`` (compiled on first use; an error if that
+fails); ``torch``: torch ops only; ``auto``: native where it compiles, else torch."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,11 @@ class UCIConfig:
     mc_chunk_elements: int = 1 << 23
     """Memory budget of one MC chunk, in hidden activations (passes x networks x rows x H)."""
     seed: int = 0
+    backend: str = "auto"
+    """One of ``BACKENDS``; both backends give the same networks up to rounding."""
 
     def __post_init__(self) -> None:
+        check_choice("backend", self.backend, BACKENDS)
         check_positive_int("epoch_multiplier", self.epoch_multiplier)
         if self.epochs is not None:
             check_positive_int("epochs", self.epochs)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dropkit.bench.uci_batched import glorot_init, mc_evaluate, train_batched
+from dropkit.bench.uci_batched import glorot_init, mc_evaluate, resolve_backend, train_batched
 from dropkit.bench.uci_config import UCIConfig
 from dropkit.datasets.uci import UCIDataset
 from dropkit.errors import DropkitValueError, expected
@@ -56,6 +56,8 @@ class UCIResult:
     splits: list[UCISplitResult] = field(default_factory=list)
     wall_s: float = 0.0
     phase_s: dict[str, float] = field(default_factory=dict)
+    backend: str = ""
+    """The backend that ran (``config.backend`` resolved: ``native`` or ``torch``)."""
 
     def _values(self, name: str) -> np.ndarray:
         return np.array([getattr(s, name) for s in self.splits], dtype=np.float64)
@@ -81,6 +83,7 @@ class UCIResult:
         return {
             "dataset": self.dataset, "config": self.config.to_dict(), "epochs": self.epochs,
             "grid": [list(g) for g in self.grid], "wall_s": self.wall_s, "phase_s": self.phase_s,
+            "backend": self.backend,
             "seeds": {"grid": "config.seed + 1000 g", "retrain": "config.seed + 1000 g + 1",
                       "g": "index of the group of splits_per_batch splits"},
             "splits": [dict(s.__dict__, val_ll=list(s.val_ll)) for s in self.splits],
@@ -98,6 +101,7 @@ class UCIResult:
             splits=[UCISplitResult(**dict(s, val_ll=tuple(s["val_ll"])))  # type: ignore[arg-type]
                     for s in data["splits"]],  # type: ignore[union-attr]
             wall_s=float(data["wall_s"]), phase_s=dict(data["phase_s"]),  # type: ignore[arg-type]
+            backend=str(data.get("backend", "")),
         )
 
 
@@ -137,7 +141,7 @@ class _Nets:
         self.tau.append(tau)
 
     def run(self, config: UCIConfig, epochs: int, seed: int, dtype: torch.dtype,
-            progress: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            progress: str | None, backend: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Train all K networks as one batch; MC-evaluate; ``(rmse, ll, rmse_standard)``."""
         sizes = {x.shape[0] for x in self.X} | {x.shape[0] for x in self.X_eval}
         if len({x.shape[0] for x in self.X}) != 1 or len({x.shape[0] for x in self.X_eval}) != 1:
@@ -154,7 +158,7 @@ class _Nets:
         train_batched(model, X, y, p.to(dtype), reg.to(dtype), epochs=epochs,
                       batch_size=config.batch_size, lr=config.lr,
                       betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
-                      generator=gen, progress=progress)
+                      generator=gen, progress=progress, backend=backend)
         stats = mc_evaluate(
             model,
             torch.as_tensor(np.stack(self.X_eval), dtype=dtype),
@@ -165,6 +169,7 @@ class _Nets:
             n_samples=config.mc_samples,
             generator=gen,
             chunk_elements=config.mc_chunk_elements,
+            backend=backend,
         )
         return stats.rmse.numpy(), stats.ll.numpy(), stats.rmse_standard.numpy()
 
@@ -212,7 +217,11 @@ def run_uci(
     n_hidden = config.n_hidden or dataset.n_hidden
     epochs = config.total_epochs(dataset.n_epochs)
     per = splits_per_batch or len(chosen)
-    result = UCIResult(dataset=dataset.name, config=config, epochs=epochs, grid=grid)
+    # decided once, so an "auto" run never mixes backends
+    native = resolve_backend(config.backend, dtype, dataset.X.shape[1], n_hidden) is not None
+    backend = "native" if native else "torch"
+    result = UCIResult(dataset=dataset.name, config=config, epochs=epochs, grid=grid,
+                       backend=backend)
     start = time.perf_counter()
     result.phase_s = {"grid": 0.0, "retrain": 0.0}
     for g, first in enumerate(range(0, len(chosen), per)):
@@ -226,7 +235,7 @@ def run_uci(
             for p, tau in grid:
                 nets.add(X_tr[:n_sub], y_tr[:n_sub], X_tr[n_sub:], y_tr[n_sub:], p, tau)
         _, val_ll, _ = nets.run(config, epochs, config.seed + 1000 * g, dtype,
-                                f"{label}: grid" if progress else None)
+                                f"{label}: grid" if progress else None, backend)
         val_ll = val_ll.reshape(len(group), len(grid))
         best = val_ll.argmax(1)  # first maximum, like the strict `>` of experiment.py
         t1 = time.perf_counter()
@@ -235,7 +244,7 @@ def run_uci(
             X_tr, y_tr, X_te, y_te = dataset.split(i)
             final.add(X_tr, y_tr, X_te, y_te, *grid[b])
         rmse, ll, rmse_std = final.run(config, epochs, config.seed + 1000 * g + 1, dtype,
-                                       f"{label}: retrain" if progress else None)
+                                       f"{label}: retrain" if progress else None, backend)
         t2 = time.perf_counter()
         result.phase_s["grid"] += t1 - t0
         result.phase_s["retrain"] += t2 - t1

@@ -28,7 +28,7 @@ CSV_COLUMNS = (
     "rmse_mean", "rmse_se", "ll_mean", "ll_se",
     "published_rmse", "published_rmse_se", "published_ll", "published_ll_se",
     "within_2se_rmse", "within_2se_ll", "within_2se_pub_rmse", "within_2se_pub_ll",
-    "paper2016_rmse", "paper2016_ll", "rmse_standard_mean", "wall_s",
+    "paper2016_rmse", "paper2016_ll", "rmse_standard_mean", "wall_s", "backend",
 )
 
 
@@ -77,6 +77,7 @@ def result_rows(results: Sequence[UCIResult]) -> list[dict[str, object]]:
             "paper2016_ll": old[1] if old else None,
             "rmse_standard_mean": float(np.mean([s.rmse_standard for s in r.splits])),
             "wall_s": r.wall_s,
+            "backend": r.backend,
         })
     return rows
 
@@ -117,7 +118,8 @@ def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
     lines = ["# UCI regression benchmark: MC dropout (Gal & Ghahramani)", ""]
     for r in results:
         changed = {k: v for k, v in r.config.to_dict().items()
-                   if k != "mc_chunk_elements" and v != getattr(UCIConfig(), k)}
+                   if k not in ("mc_chunk_elements", "backend")  # how, not what, is computed
+                   and v != getattr(UCIConfig(), k)}
         if changed:
             lines += [f"**{r.dataset}: not the published protocol** (changed: "
                       + ", ".join(f"{k}={v}" for k, v in changed.items()) + ").", ""]
@@ -125,7 +127,7 @@ def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
         lines += ["Command:", "", f"    {command}", ""]
     lines += [
         "| data set | splits | epochs | T | RMSE (ours) | RMSE 2018 | within 2 SE | "
-        "LL (ours) | LL 2018 | within 2 SE | 2016 paper RMSE / LL | wall time (s) |",
+        "LL (ours) | LL 2018 | within 2 SE | 2016 paper RMSE / LL | wall time (s), backend |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -138,7 +140,7 @@ def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
             f"| {_fmt(row['published_ll'])} ± {_fmt(row['published_ll_se'])} "
             f"| {_fmt(row['within_2se_ll'])} "
             f"| {_fmt(row['paper2016_rmse'], 2)} / {_fmt(row['paper2016_ll'], 2)} "
-            f"| {float(row['wall_s']):.0f} |"  # type: ignore[arg-type]
+            f"| {float(row['wall_s']):.0f}, {row['backend']} |"  # type: ignore[arg-type]
         )
     lines += [
         "",

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="train this many splits' networks at once (default: all)")
     uci.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     uci.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    uci.add_argument("--backend", choices=("auto", "native", "torch"), default=None,
+                     help="UCIConfig.backend: fused C kernels (native), torch ops, or auto "
+                          "(native where a C compiler builds it; the default)")
     uci.set_defaults(func=main)
 
 
@@ -56,6 +59,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - UCIConfig, imported laz
         "n_splits": args.n_splits,
         "mc_samples": args.mc_samples,
         "seed": args.seed,
+        "backend": args.backend,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return UCIConfig.quick(**overrides) if args.quick else UCIConfig(**overrides)
