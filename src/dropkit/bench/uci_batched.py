@@ -8,9 +8,16 @@ its own initialisation, minibatch order, dropout masks, dropout rate and weight 
 result is the same as training the K networks one after another (``tests/test_bench_uci.py``
 checks one network of a batch against ``torch.nn`` + ``torch.optim.Adam``).
 
+Two backends compute the same thing: ``torch`` (torch ops over all K networks at once) and
+``native`` (``uci_native.c``: one network's whole step while it sits in the L1 cache, compiled
+on first use; 2x to 3x faster at the benchmark's sizes). Both consume the generator
+identically, so they train the same networks up to rounding (``tests/test_bench_uci_native.py``).
+
 Dropout masks are drawn as the positions of the dropped entries (``drop_positions``: partial
 sums of geometric gaps), which is exactly i.i.d. Bernoulli(p) but needs about ``n p`` random
 numbers instead of n; at the benchmark's p <= 0.1 random numbers stop being the bottleneck.
+A network's input and hidden masks of a step (or of S MC passes) are one such sequence of
+``rows * (D + H)`` entries: the ``rows * D`` input entries first, then the hidden ones.
 """
 
 from __future__ import annotations

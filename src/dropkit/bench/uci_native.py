@@ -69,19 +69,8 @@ class NativeKernels:
     def __init__(self, lib: ctypes.CDLL, dtype: torch.dtype, D: int, H: int) -> None:
         self.dtype, self.D, self.H = dtype, D, H
         self._words = (-(-D // 64), -(-H // 64))  # 64-bit words of mask per row
-        self._gaps = lib.drops_from_gaps
-        self._gaps.restype = _i64
-        self._gaps.argtypes = [_i64] + [_ptr] * 5 + [_i64] + [_ptr] * 3
-        self._train = lib.train_step
-        self._train.restype = None
-        self._train.argtypes = [_i64, _i64] + [_ptr] * 16 + [_f64] * 5 + [_ptr, _i64]
-        self._mc = lib.mc_passes
-        self._mc.restype = None
-        self._mc.argtypes = [_i64, _i64, _i64] + [_ptr] * 7 + [_i64]
-        lib.train_workspace.restype = _i64
-        lib.train_workspace.argtypes = [_i64]
+        self._gaps, self._train, self._mc = lib.drops_from_gaps, lib.train_step, lib.mc_passes
         self._workspace = lib.train_workspace
-        lib.has_openmp.restype = _i64
         # networks are split between torch's intra-op threads, where OpenMP was available
         self.threads = torch.get_num_threads() if lib.has_openmp() else 1
         self._buffers: dict[str, torch.Tensor] = {}
@@ -194,9 +183,20 @@ def _library(dtype: torch.dtype, D: int, H: int) -> ctypes.CDLL | str:
     """The loaded library, or why there is none."""
     with _LOCK:
         try:
-            return ctypes.CDLL(str(_build(dtype, D, H)))
+            lib = ctypes.CDLL(str(_build(dtype, D, H)))
         except (DropkitError, OSError) as e:
             return str(e)
+    # the C signatures (uci_native.c), so ctypes converts every argument
+    for name, restype, argtypes in (
+        ("drops_from_gaps", _i64, [_i64] + [_ptr] * 5 + [_i64] + [_ptr] * 3),
+        ("train_step", None, [_i64, _i64] + [_ptr] * 16 + [_f64] * 5 + [_ptr, _i64]),
+        ("mc_passes", None, [_i64, _i64, _i64] + [_ptr] * 7 + [_i64]),
+        ("train_workspace", _i64, [_i64]),
+        ("has_openmp", _i64, []),
+    ):
+        getattr(lib, name).restype = restype
+        getattr(lib, name).argtypes = argtypes
+    return lib
 
 
 def _build(dtype: torch.dtype, D: int, H: int) -> Path:
