@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import shutil
+
 import pytest
 import torch
 
@@ -120,3 +123,17 @@ def test_the_library_is_built_once_per_shape_into_the_cache(monkeypatch, tmp_pat
     mtime = first.stat().st_mtime_ns
     assert _build(torch.float64, 6, 11) == first and first.stat().st_mtime_ns == mtime
     assert _build(torch.float64, 6, 12) != first
+
+
+def test_a_compiler_without_openmp_gives_a_one_thread_library(monkeypatch, tmp_path) -> None:
+    """Apple clang refuses -fopenmp: the build retries without it, and the kernels run their
+    loops on one thread (same results)."""
+    require_native()
+    real = shutil.which("cc") or shutil.which("gcc")
+    fake = tmp_path / "cc-no-openmp"
+    fake.write_text(f'#!/bin/sh\ncase "$*" in *-fopenmp*) exit 1;; esac\nexec {real} "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    monkeypatch.setenv("DROPKIT_CACHE_DIR", str(tmp_path / "cache"))
+    lib = ctypes.CDLL(str(_build(torch.float32, 4, 9)))
+    assert lib.has_openmp() == 0

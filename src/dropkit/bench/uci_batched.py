@@ -37,8 +37,6 @@ from dropkit.errors import DropkitError
 __all__ = ["BACKENDS", "BatchedMLP", "StepCallback", "drop_positions", "glorot_init",
            "mc_evaluate", "resolve_backend", "train_batched"]
 
-
-
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 """``(step, idx (K, b), keep1 (K, b, D), keep2 (K, b, H))``, called before each update; the
 keep-masks are binary (the factor 1 / (1 - p) sits on the weights) and only built for it."""
@@ -426,7 +424,6 @@ def mc_evaluate(
     scale = 1.0 / (1.0 - p.to(dtype).view(K, 1, 1))
     w1a = torch.cat([model.w1 * scale, model.b1], dim=1)  # (K, D + 1, H): bias as a row
     w2s = model.w2 * scale
-    X1 = torch.cat([X, X.new_ones(K, M, 1)], dim=2)  # (K, M, D + 1)
     tau2 = tau.to(dtype).view(K, 1, 1)
     ys = y_scale.to(dtype).view(K, 1, 1)
     sampler = _DropSampler(p)
@@ -443,6 +440,7 @@ def mc_evaluate(
         b2 = model.b2.contiguous()
         out_buf = torch.empty(K * s_max * M, dtype=dtype)
     else:
+        X1 = torch.cat([X, X.new_ones(K, M, 1)], dim=2)  # (K, M, D + 1)
         x_buf = torch.empty(K * s_max * M * (D + 1) + 1, dtype=dtype)
         h_buf = torch.empty(K * s_max * M * H + 1, dtype=dtype)
     total = torch.zeros(K, M, dtype=torch.float64)

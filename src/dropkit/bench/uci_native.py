@@ -4,11 +4,14 @@ compiler and loaded with ``ctypes``.
 The torch implementation in ``uci_batched.py`` makes one pass over all K networks per torch op
 (about 20 per step), so at the benchmark's sizes it is bound by memory traffic and per-op
 overhead. ``uci_native.c`` runs one network's whole step (forward, backward, Adam) while its
-parameters and activations are in the L1 cache. It consumes no random numbers: masks and row
-orders still come from the torch generator, so both backends train the same networks to
-rounding (``tests/test_bench_uci_native.py``).
+parameters and activations are in the L1 cache, and it turns the geometric gaps of the
+dropout masks into mask bits. It draws no random numbers: the uniforms and row orders come from
+the torch generator in the same order as on the torch path, so both backends train the same
+networks up to rounding (``tests/test_bench_uci_native.py``). With OpenMP, the networks are
+split between ``torch.get_num_threads()`` threads.
 
-The shared library is built per (dtype, D, H) with ``-O3 -march=native`` into
+The shared library is built per (dtype, D, H) with ``-O3 -march=native -fopenmp`` (or less,
+where the compiler refuses) into
 ``$DROPKIT_CACHE_DIR`` (default ``~/.cache/dropkit``)/native, keyed by a hash of the source,
 the flags, the compiler and the CPU, so a cache shared between machines never loads a library
 built for another CPU. ``DROPKIT_NATIVE=0`` turns the native backend off; ``$CC`` picks the
@@ -37,7 +40,10 @@ from dropkit.errors import DropkitError
 __all__ = ["NativeKernels", "native_kernels"]
 
 _SOURCE = Path(__file__).with_name("uci_native.c")
-_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=gnu11", "-shared", "-fPIC")
+_FLAGS = ("-O3", "-fno-math-errno", "-std=gnu11", "-shared", "-fPIC")
+# tried in order: this CPU's vector instructions and OpenMP threads over networks, then without
+# OpenMP (Apple clang), then plain (a compiler without -march=native)
+_EXTRA_FLAGS = (("-march=native", "-fopenmp"), ("-march=native",), ())
 _REAL = {torch.float32: "float", torch.float64: "double"}
 
 _i64, _f64, _ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
@@ -210,7 +216,8 @@ def _build(dtype: torch.dtype, D: int, H: int) -> Path:
                                  timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise DropkitError(f"the C compiler {cc!r} does not run: {e}") from None
-    key = hashlib.sha256("\0".join([_SOURCE.read_text(), *_FLAGS, *defines, cc, version,
+    flags = [*_FLAGS, *(f for extra in _EXTRA_FLAGS for f in extra)]
+    key = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, *defines, cc, version,
                                     _cpu_id()]).encode()).hexdigest()[:20]
     target = _cache_dir() / f"uci_native_{key}.so"
     if target.exists():
@@ -220,8 +227,7 @@ def _build(dtype: torch.dtype, D: int, H: int) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        # with OpenMP where the compiler has it (threads over networks), else without
-        for extra in (("-fopenmp",), ()):
+        for extra in _EXTRA_FLAGS:
             done = subprocess.run([cc, *_FLAGS, *extra, *defines, "-o", tmp, str(_SOURCE),
                                    "-lm"], capture_output=True, text=True, timeout=300)
             if done.returncode == 0:
