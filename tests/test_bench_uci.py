@@ -296,7 +296,7 @@ def test_short_training_beats_predicting_the_mean() -> None:
 
 
 @needs_shared
-def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
+def test_cli_writes_csv_and_markdown(tmp_path: Path, capsys) -> None:
     from dropkit.commands.bench import register
 
     parser = argparse.ArgumentParser()
@@ -317,3 +317,7 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path) -> None:
     bad = parser.parse_args(["bench", "uci", "--root", str(tmp_path / "nope"), "--datasets",
                              "bostonHousing", "--out", str(tmp_path), "--quick"])
     assert bad.func(bad) == 2
+    bad = parser.parse_args(["bench", "uci", "--root", str(SHARED), "--datasets",
+                             "bostonHousing", "--out", str(tmp_path), "--backend", "gpu"])
+    assert bad.func(bad) == 2
+    assert "`backend`" in capsys.readouterr().err

@@ -120,6 +120,18 @@ static inline REAL hsum(vec v) {
     return s;
 }
 
+/* Hidden pre-activations of one row, acc = (s x m1) W1 + b1 with Wp = [W1; b1] padded; the
+   dropped and scaled inputs s x m1 are also written to xm unless it is NULL. */
+static inline void preact(vec acc[NV], const vec *restrict Wp, const REAL *restrict x, REAL s,
+                          const uint64_t *restrict keep1, REAL *restrict xm) {
+    for (int q = 0; q < NV; ++q) acc[q] = Wp[D * NV + q];
+    for (int j = 0; j < D; ++j) {
+        const REAL xj = x[j] * s * (REAL)bit(keep1, j);
+        if (xm) xm[j] = xj;
+        for (int q = 0; q < NV; ++q) acc[q] += xj * Wp[j * NV + q];
+    }
+}
+
 /* Unpadded (rows, H) -> padded (rows, NV) vectors. */
 static void pack(vec *restrict dst, const REAL *restrict src, int rows) {
     memset(dst, 0, sizeof(vec) * rows * NV);
@@ -210,12 +222,7 @@ void train_step(int64_t K, int64_t b, const REAL *restrict X, const REAL *restri
             const uint64_t *restrict k1 = keep1 + (k * b + i) * NW1;
             REAL *restrict xm = XM + i * D;
             vec acc[NV];
-            for (int q = 0; q < NV; ++q) acc[q] = Wp[D * NV + q];
-            for (int j = 0; j < D; ++j) {
-                const REAL xj = x[j] * s * (REAL)bit(k1, j);
-                xm[j] = xj;
-                for (int q = 0; q < NV; ++q) acc[q] += xj * Wp[j * NV + q];
-            }
+            preact(acc, Wp, x, s, k1, xm);
             const uint64_t *restrict k2 = keep2 + (k * b + i) * NW2;
             vec ov = {0};
             for (int q = 0; q < NV; ++q) {
@@ -279,11 +286,7 @@ void mc_passes(int64_t K, int64_t M, int64_t S, const REAL *restrict X,
                 const uint64_t *restrict k1 = keep1 + row * NW1;
                 const uint64_t *restrict k2 = keep2 + row * NW2;
                 vec acc[NV];
-                for (int q = 0; q < NV; ++q) acc[q] = Wp[D * NV + q];
-                for (int j = 0; j < D; ++j) {
-                    const REAL xj = x[j] * (REAL)bit(k1, j);
-                    for (int q = 0; q < NV; ++q) acc[q] += xj * Wp[j * NV + q];
-                }
+                preact(acc, Wp, x, 1, k1, NULL);
                 vec ov = {0};
                 for (int q = 0; q < NV; ++q) ov += relu_keep(acc[q], keep_lanes(k2, q)) * wp[q];
                 out[row] = hsum(ov) + b2[k];

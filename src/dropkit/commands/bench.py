@@ -44,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="train this many splits' networks at once (default: all)")
     uci.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     uci.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    uci.add_argument("--backend", choices=("auto", "native", "torch"), default=None,
-                     help="UCIConfig.backend: fused C kernels (native), torch ops, or auto "
-                          "(native where a C compiler builds it; the default)")
+    uci.add_argument("--backend", default=None,  # checked by UCIConfig, which lists the values
+                     help="UCIConfig.backend: native (fused C kernels), torch (torch ops) or "
+                          "auto (native where a C compiler builds it; the default)")
     uci.set_defaults(func=main)
 
 
