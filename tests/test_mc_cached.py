@@ -11,11 +11,13 @@ from torch import nn
 
 import dropkit
 from dropkit.errors import DropkitValueError
+from dropkit.inspection.borrow import forked_rng
 from dropkit.mc import cached_graph as G
-from dropkit.mc import engine
 from dropkit.mc.cached_hooks import HookPlan, SkipAcrossSplit
+from dropkit.mc.inputs import check_inputs
 from dropkit.mc.mode import mc_mode
-from dropkit.mc.sampling import seeded, stacked_samples
+from dropkit.mc.plain import stacked_samples
+from dropkit.mc.sampler import Sampler
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _mc_models as M  # noqa: E402
@@ -26,18 +28,18 @@ torch.set_num_threads(1)
 def _cached(model: nn.Module, x: torch.Tensor, s: int, seed: int, mechanism: str = "graph",
             split_at: str | None = None, fast: bool = False, pass_samples: int | None = None,
             max_batch: int | None = None):
-    decision = engine.Decision("cached", mechanism, pass_samples, "test")
-    with mc_mode(model), torch.inference_mode(), seeded(torch.Generator().manual_seed(seed),
-                                                        x.device):
-        sampler = engine.Sampler(model, x, decision, max_batch=max_batch, output=None,
-                                 split_at=split_at, fast_masks=fast)
+    with mc_mode(model) as rep, torch.inference_mode(), forked_rng(model, seed):
+        on = tuple(rep.stochastic)
+        graph = G.build_plan(model, list(on)) if mechanism == "graph" else None
+        sampler = Sampler(model, check_inputs(x), mechanism, pass_samples, max_batch=max_batch,
+                          output=None, split_at=split_at, switch_on=on, graph=graph,
+                          fast_masks=fast)
         return sampler.draw(s)
 
 
-def _stacked(model: nn.Module, x: torch.Tensor, s: int, seed: int):
-    with mc_mode(model), torch.inference_mode(), seeded(torch.Generator().manual_seed(seed),
-                                                        x.device):
-        return stacked_samples(model, x, s, max_batch=None, output=None)
+def _stacked(model: nn.Module, x: torch.Tensor, s: int, seed: int, max_batch=None):
+    with mc_mode(model), torch.inference_mode(), forked_rng(model, seed):
+        return stacked_samples(model, check_inputs(x), s, max_batch=max_batch, output=None)
 
 
 def _state(model: nn.Module) -> list:
@@ -127,7 +129,7 @@ def test_max_batch_bounds_every_pass_in_every_strategy() -> None:
     hooks = [m.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
              for m in (model[0], model[9], model[12])]
     for strategy in ("loop", "stacked", "cached", "auto"):
-        seen.clear()
+        seen.clear()  # the first call also plans (checking passes): they obey max_batch too
         out = dropkit.sample(model, x, 7, strategy=strategy, max_batch=4, seed=0)
         assert out.shape == (7, 6, 4)
         assert seen and max(seen) <= 4, (strategy, seen)
@@ -135,10 +137,7 @@ def test_max_batch_bounds_every_pass_in_every_strategy() -> None:
         h.remove()
     # with max_batch the cached samples still equal the stacked ones when masks are fixed
     got = _cached(model, x, 4, seed=5, max_batch=6)  # one sample (6 rows) per pass
-    with mc_mode(model), torch.inference_mode(), seeded(torch.Generator().manual_seed(5),
-                                                        x.device):
-        ref = stacked_samples(model, x, 4, max_batch=6, output=None)
-    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(got, _stacked(model, x, 4, seed=5, max_batch=6))
 
 
 def test_hooks_cached_equals_stacked_and_restores_model() -> None:

@@ -115,7 +115,7 @@ def test_bad_arguments():
         dropkit.MCDropout(model, task="ranking")
     with pytest.raises(ValueError, match=r"`samples` to be an integer >= 1"):
         dropkit.MCDropout(model, samples=0)
-    with pytest.raises(ValueError, match=r"`tau` to be a positive float"):
+    with pytest.raises(ValueError, match=r"`tau` to be a positive finite float"):
         dropkit.MCDropout(model, "regression", tau=-1.0)
     with pytest.raises(dropkit.NoDropoutError, match="no dropout at all"):
         dropkit.MCDropout(nn.Linear(2, 2))

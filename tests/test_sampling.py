@@ -74,8 +74,10 @@ def test_user_rng_and_model_untouched():
 def test_max_batch_bounds_every_pass(strategy):
     model, rows = CNN().eval(), []
     model.features.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
-    out = dropkit.sample(model, torch.randn(10, 1, 8, 8), 6, strategy=strategy, max_batch=4,
-                         seed=0)
+    x = torch.randn(10, 1, 8, 8)
+    dropkit.sample(model, x, 6, strategy=strategy, max_batch=4, seed=0)  # plans (checks) once
+    rows.clear()
+    out = dropkit.sample(model, x, 6, strategy=strategy, max_batch=4, seed=0)
     assert out.shape == (6, 10, 3)
     assert max(rows) <= 4 and sum(rows) == 60
 
@@ -113,12 +115,25 @@ def test_tuple_outputs_give_tuple_of_samples():
     torch.testing.assert_close(pair[1], 2 * pair[0])
 
 
-def test_dict_output_needs_a_selector():
-    model = nn.Sequential(nn.Dropout(0.5))
-    model.forward = lambda x: {"logits": x}  # noqa: E731 - a model returning a dict
+class DictOut(nn.Module):
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.drop, self.key = nn.Dropout(0.5), key
+
+    def forward(self, x):
+        return {self.key: self.drop(x)}
+
+
+def test_dict_output_needs_a_selector_unless_it_has_logits():
+    x = torch.ones(2, 3)
     with pytest.raises(dropkit.DropkitTypeError, match="`output` to be a selector"):
-        dropkit.sample(model, torch.randn(2, 3), 2)
-    assert dropkit.sample(model, torch.randn(2, 3), 2, output="logits").shape == (2, 2, 3)
+        dropkit.sample(DictOut("scores"), x, 2)
+    got = dropkit.sample(DictOut("scores"), x, 4, output="scores", seed=0)
+    assert set(got.unique().tolist()) <= {0.0, 2.0} and got.shape == (4, 2, 3)
+    # a mapping with "logits" (transformers' ModelOutput is an OrderedDict) needs none
+    torch.testing.assert_close(dropkit.sample(DictOut("logits"), x, 4, seed=0), got)
+    with pytest.raises(dropkit.DropkitValueError, match="`output` to be a key or attribute"):
+        dropkit.sample(DictOut("scores"), x, 2, output="missing")
 
 
 def test_bad_input_messages():

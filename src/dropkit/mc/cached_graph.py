@@ -25,15 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dropkit.mc.discover import DROPOUT_MODULES
+from dropkit.inspection.registry import FUNCTIONS, TORCH_FUNCTIONS, module_family
+from dropkit.inspection.tracer import trace
+from dropkit.mc.inputs import ModelInputs
 
-_DROPOUT_FUNCS: dict[Callable[..., Any], tuple[int, str, bool]] = {
-    F.dropout: (2, "training", True), F.dropout1d: (2, "training", True),
-    F.dropout2d: (2, "training", True), F.dropout3d: (2, "training", True),
-    F.alpha_dropout: (2, "training", False), F.feature_alpha_dropout: (2, "training", False),
-    torch.dropout: (2, "train", True), torch.nn.functional.feature_alpha_dropout:
-    (2, "training", False),
-}
 _RANDOM_WITH_INPUT = {torch.bernoulli, torch.rand_like, torch.randn_like, torch.randint_like,
                       torch.poisson, torch.multinomial, torch.normal}
 _RANDOM_SOURCES = {torch.rand, torch.randn, torch.randint, torch.randperm}
@@ -46,30 +41,27 @@ class GraphUnsupported(Exception):
     """The model cannot be run by the cached graph (the message says why)."""
 
 
-class _Tracer(fx.Tracer):
-    """torch.nn modules and every dropout module are leaves; user modules are traced into."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, DROPOUT_MODULES) or super().is_leaf_module(m, qualname)
+def _leaf(m: nn.Module) -> bool:
+    """Dropout-like modules (stochastic depth included) run whole, once per sample row."""
+    return module_family(m) in ("dropout", "stochastic_depth")
 
 
-def _arg(node: fx.Node, index: int, keyword: str, default: Any) -> Any:
-    if keyword in node.kwargs:
+def _arg(node: fx.Node, index: int | None, keyword: str | None, default: Any) -> Any:
+    if keyword is not None and keyword in node.kwargs:
         return node.kwargs[keyword]
-    return node.args[index] if len(node.args) > index else default
+    return node.args[index] if index is not None and len(node.args) > index else default
 
 
 def _is_stochastic(node: fx.Node, gm: fx.GraphModule, stochastic_paths: set[str]) -> bool:
     if node.op == "call_module":
         return any(node.target == p or p.startswith(f"{node.target}.") for p in stochastic_paths)
     if node.op == "call_function":
-        if node.target in _DROPOUT_FUNCS:
-            idx, kw, default = _DROPOUT_FUNCS[node.target]
-            p = _arg(node, 1, "p", 0.5)
-            return bool(_arg(node, idx, kw, default)) and not (isinstance(p, float) and p == 0)
-        if node.target is F.scaled_dot_product_attention:
-            p = _arg(node, 4, "dropout_p", 0.0)
-            return not (isinstance(p, (int, float)) and p == 0)
+        name = TORCH_FUNCTIONS.get(node.target)  # type: ignore[arg-type]
+        if name is not None:
+            f = FUNCTIONS[name]
+            p = _arg(node, f.p_index, f.p_kw, f.p_default)
+            on = _arg(node, f.training_index, f.training_kw, f.training_default)
+            return bool(on) and not (isinstance(p, (int, float)) and p == 0)
         if node.target in _RANDOM_SOURCES:
             raise GraphUnsupported(f"random op {node.target.__name__} creates a tensor with no "
                                    "batched input; its shape cannot follow the sample expansion")
@@ -132,11 +124,10 @@ def build_plan(model: nn.Module, stochastic_paths: list[str]) -> GraphPlan:
     cannot expand.
     """
     try:
-        graph = _Tracer().trace(model)
+        gm = trace(model, _leaf)
     except Exception as err:  # noqa: BLE001 - any tracing failure means "use another strategy"
         raise GraphUnsupported(f"torch.fx could not trace the model ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''})") from err
-    gm = fx.GraphModule(model, graph)
     paths = set(stochastic_paths)
     nodes = list(gm.graph.nodes)
     forced: set[fx.Node] = set()
@@ -262,16 +253,39 @@ def _expand(value: Any, copies: int, b: int) -> Any:
     return value
 
 
-def run_prefix(plan: GraphPlan, inputs: tuple[torch.Tensor, ...]) -> dict[fx.Node, Any]:
+def _bind(plan: GraphPlan, inputs: ModelInputs) -> dict[fx.Node, Any]:
+    """Placeholder values: positional inputs in order, keywords by name, else the forward's
+    own default (never None for an argument that has a default)."""
+    values: dict[fx.Node, Any] = {}
+    args = list(inputs.args)
+    for node in plan.nodes:
+        if node.op != "placeholder":
+            continue
+        name = str(node.target).lstrip("*")
+        if args:
+            values[node] = args.pop(0)
+        elif name in inputs.kwargs:
+            values[node] = inputs.kwargs[name]
+        elif node.args:
+            values[node] = node.args[0]
+        else:
+            raise GraphUnsupported(f"no value for the forward argument {name!r}")
+    extra = set(inputs.kwargs) - {str(n.target).lstrip("*") for n in values}
+    if args or extra:
+        raise GraphUnsupported("the traced forward does not take all the inputs given")
+    return values
+
+
+def run_prefix(plan: GraphPlan, inputs: ModelInputs) -> dict[fx.Node, Any]:
     """Run the deterministic nodes once on the B rows; keep what the sampled part reads."""
     env: dict[fx.Node, Any] = {}
-    placeholders = iter(inputs)
+    bound = _bind(plan, inputs)
     out_node = plan.nodes[-1]
     for i, node in enumerate(plan.nodes):
         if node in plan.sampled and node not in plan.forced or node is out_node:
             continue
         if node.op == "placeholder":
-            env[node] = next(placeholders, None)
+            env[node] = bound[node]
             continue
         args = fx.node.map_arg(node.args, env.__getitem__)
         kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)

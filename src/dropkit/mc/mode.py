@@ -1,4 +1,9 @@
-"""`mc_mode`: switch on exactly a model's dropout for Monte Carlo inference, then restore it."""
+"""`mc_mode`: switch on exactly a model's dropout, in place, for the duration of a block.
+
+`dropkit.sample` and `MCDropout` do not need it (they sample from a private copy of the module
+tree); `mc_mode` is for calling the model yourself with dropout on. It changes the flags of the
+model itself, so while the block runs other threads calling the same model see its dropout on.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from dropkit._validate import check_choice
-from dropkit.errors import DropkitTypeError, NoDropoutError, expected
-from dropkit.mc.discover import Discovery, DropoutSite, find_dropout
+from dropkit.inspection.borrow import check_model, flags_restored
+from dropkit.inspection.discover import Discovery, DropoutSite, find_dropout, require_fired
+from dropkit.mc.sampling import check_flag
 
 
 @dataclass
@@ -19,11 +25,12 @@ class MCModeReport:
 
     Attributes:
         stochastic: module paths whose ``training`` flag is on inside the block.
-        sites: every dropout site found (see `DropoutSite`).
-        uncontrollable: sites left as they are (hard-coded on, or gated on a flag that also
-            switches other behaviour).
+        sites: every dropout site found (see `DropoutSite`), stochastic depth included.
+        uncontrollable: sites left as they are (hard-coded on, gated on a flag that also
+            switches other behaviour, or stochastic depth without ``stochastic_depth=True``).
         unchecked: paths of user modules whose source could not be read, so functional dropout
-            inside them (if any) is unknown.
+            inside them (if any) is unknown to this static report (`dropkit.sample` and
+            `MCDropout` check them by running the model).
     """
 
     stochastic: list[str] = field(default_factory=list)
@@ -47,43 +54,28 @@ class MCModeReport:
         return "\n".join(lines)
 
 
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise DropkitTypeError(expected("model", "a torch.nn.Module", type(model).__name__))
-    return model
-
-
 def require_dropout(found: Discovery) -> None:
-    """Raise `NoDropoutError` unless some controllable dropout has a non-zero rate."""
-    live = [s for s in found.controllable if s.p is None or s.p > 0]
-    if live:
-        return
-    detail = "no dropout at all"
-    if found.controllable:
-        detail = "only dropout with p=0"
-    elif found.uncontrollable:
-        detail = "only dropout it cannot switch: " + "; ".join(
-            f"{s.path or '<root>'}: {s.reason}" for s in found.uncontrollable)
-    raise NoDropoutError(
-        expected("model", "a model with dropout that can be switched on (a dropout module, or "
-                 "F.dropout(..., training=self.training) in a module's forward)", detail)
-        + " Add a dropout layer (e.g. dropkit.nn.Dropout) before the layers you want"
-        " uncertainty from, or run `dropkit lint` to see where dropout is.")
+    """Raise `NoDropoutError` unless some switched dropout has a non-zero (or unknown) rate
+    (static; `dropkit.sample` and `MCDropout` also check that it fires)."""
+    require_fired(found)
 
 
 @contextmanager
-def mc_mode(model: nn.Module, *, on_missing: str = "raise") -> Iterator[MCModeReport]:
+def mc_mode(model: nn.Module, *, on_missing: str = "raise",
+            stochastic_depth: bool = False) -> Iterator[MCModeReport]:
     """Make exactly the dropout in ``model`` stochastic for the duration of the block.
 
     Inside the block every module is in eval mode (BatchNorm uses its running statistics and
     never updates them) except the modules that carry controllable dropout, whose ``training``
     flag is set. On exit every module's flag is restored to what it was, also when the block
-    raises; parameters and buffers are never written. Blocks nest.
+    raises; parameters and buffers are never written. Blocks nest. Not thread-safe by design:
+    the model itself is switched (use `dropkit.sample`/`MCDropout` in servers).
 
     Args:
         model: any ``nn.Module``; borrowed, restored on exit.
         on_missing: ``"raise"`` (default) raises `NoDropoutError` when the model has no
             controllable dropout; ``"ignore"`` yields the (empty) report instead.
+        stochastic_depth: also switch on stochastic depth (see `dropkit.sample`).
 
     Yields:
         An `MCModeReport` of what was switched on and what was found but left alone.
@@ -97,19 +89,14 @@ def mc_mode(model: nn.Module, *, on_missing: str = "raise") -> Iterator[MCModeRe
         >>> net.training
         True
     """
-    model = _check_model(model)
+    model = check_model(model)
     check_choice("on_missing", on_missing, ("raise", "ignore"))
-    found = find_dropout(model)
+    found = find_dropout(model, stochastic_depth=check_flag("stochastic_depth",
+                                                            stochastic_depth))
     if on_missing == "raise":
         require_dropout(found)
-    saved = [(m, m.training) for m in model.modules()]
-    switch = dict(model.named_modules())
-    try:
-        for m, _ in saved:
-            m.training = False
-        for path in found.switch_on:
-            switch[path].training = True
+    on = set(found.switch_on)
+    with flags_restored(model):
+        for path, m in model.named_modules():
+            m.training = path in on
         yield MCModeReport.from_discovery(found)
-    finally:
-        for m, flag in saved:
-            m.training = flag

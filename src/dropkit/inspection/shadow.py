@@ -1,0 +1,79 @@
+"""A shadow of a user's model: the same parameters and buffers, its own flags.
+
+Monte Carlo dropout needs some modules in training mode while the user's model stays as it is:
+other threads may call the model in eval at the same time (a server), and an interrupted run
+must leave nothing switched. `shadow` copies the module *objects* (their attribute dicts), not
+their tensors: every parameter and buffer is the user's own tensor, so in-place weight updates
+are seen, and only the ``training`` flags (and anything dropkit attaches, such as hooks) are
+private to the shadow.
+
+`fingerprint` is what a shadow (and every plan built on one) depends on: the module tree, the
+identity of each parameter and buffer, each module's plain attributes (rates such as ``p``) and
+the code each module runs. A changed fingerprint means: build again.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+_SCALARS = (int, float, bool, str, type(None))
+
+
+def _copy_module(module: nn.Module, memo: dict[int, nn.Module]) -> nn.Module:
+    if id(module) in memo:  # a submodule used in two places stays one module
+        return memo[id(module)]
+    new = module.__class__.__new__(module.__class__)
+    memo[id(module)] = new
+    state = dict(module.__dict__)
+    for key, value in state.items():
+        # hook tables, parameter/buffer dicts, sets: own containers, same contents
+        if key.startswith("_") and isinstance(value, (dict, set)):
+            state[key] = value.copy()
+    forward = state.get("forward")
+    if isinstance(forward, types.MethodType) and forward.__self__ is module:
+        state["forward"] = types.MethodType(forward.__func__, new)
+    state["_modules"] = {name: None if child is None else _copy_module(child, memo)
+                         for name, child in module._modules.items()}
+    new.__dict__.update(state)
+    return new
+
+
+def shadow(model: nn.Module) -> nn.Module:
+    """A module tree like ``model`` sharing all its tensors, with flags of its own."""
+    return _copy_module(model, {})
+
+
+def set_flags(model: nn.Module, on: frozenset[str] | set[str]) -> nn.Module:
+    """Every module in eval mode except the paths in ``on``; returns ``model``."""
+    for path, m in model.named_modules():
+        m.training = path in on
+    return model
+
+
+def _code(module: nn.Module) -> Any:
+    fwd = module.__dict__.get("forward")
+    if fwd is not None:
+        return getattr(fwd, "__func__", fwd)
+    return getattr(type(module), "forward", None)
+
+
+def fingerprint(model: nn.Module) -> tuple[Any, ...]:
+    """What plans for ``model`` depend on (cheap: ids and scalars, no tensor data)."""
+    parts: list[Any] = []
+    for m in model.modules():
+        d = m.__dict__
+        parts.append((id(m), type(m), _code(m),
+                      tuple(id(t) for t in d["_parameters"].values()),
+                      tuple(id(t) for t in d["_buffers"].values()),
+                      tuple(id(c) for c in d["_modules"].values()),
+                      tuple((k, v) for k, v in d.items()
+                            if k != "training" and isinstance(v, _SCALARS))))
+    return tuple(parts)
+
+
+def is_lazy(t: torch.Tensor) -> bool:
+    return isinstance(t, nn.parameter.UninitializedTensorMixin)

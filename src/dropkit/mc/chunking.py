@@ -1,0 +1,110 @@
+"""How many samples one forward pass should carry (1 = a loop, more = stacked rows).
+
+Unseeded ``"auto"`` *measures* a few choices (powers of two up to 64) and keeps the fastest: on
+a CPU large stacked passes are often slower than small ones (activations above the allocator's
+mmap threshold are page-faulted per op), on a GPU they are usually faster. Seeded ``"auto"``
+uses `rule` instead, because a timed choice changes how masks map to samples and would make the
+samples of one seed depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from dropkit.inspection.borrow import forked_rng
+from dropkit.mc.inputs import ModelInputs
+
+MAX_PASS_SAMPLES = 64
+# On a CPU an activation larger than glibc's largest mmap threshold (32 MiB on 64-bit) is
+# mapped and unmapped, and page-faulted, on every op: keep each activation of a pass below it.
+CPU_ACTIVATION_BUDGET = 32 * 2**20
+
+
+def cap(x: ModelInputs, samples: int, max_batch: int | None) -> int:
+    k = min(samples, MAX_PASS_SAMPLES)
+    if max_batch is not None:
+        k = min(k, max(1, max_batch // x.b))
+    return k
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], Any], device: torch.device) -> float:
+    best = float("inf")
+    for _ in range(2):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None,
+            draw: Callable[[int, int], Callable[[], Any]]) -> tuple[int, str]:
+    """Samples per pass with the lowest time per sample; ``draw(k, n)`` returns a function
+    drawing ``n`` samples ``k`` per pass (run under a forked RNG: draws nothing)."""
+    top = cap(x, samples, max_batch)
+    timings: dict[int, float] = {}
+    k = 1
+    with forked_rng(model, 0, x.device):
+        while k <= top:
+            draw(k, 1)()  # warm-up (and the prefix)
+            timings[k] = _time(draw(k, k), x.device) / k
+            if timings[k] > 1.3 * min(timings.values()):
+                break
+            k = k * 2 if k * 2 <= top or k == top else top
+    best = min(timings, key=timings.__getitem__)
+    told = ", ".join(f"{k}: {t * 1e3:.2f}" for k, t in timings.items())
+    return best, (f"{best} sample(s) per pass measured fastest on {x.device.type} "
+                  f"(ms/sample {told})")
+
+
+def largest_activation(model: nn.Module, x: ModelInputs) -> int:
+    """Bytes of the largest output of any leaf module in one pass over ``x``.
+
+    Measured on the first row and scaled by B, so the probe never passes more rows than
+    ``max_batch`` allows.
+    """
+    one = x.rows(0, 1)
+    sizes = [0]
+
+    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                sizes.append(t.numel() * t.element_size())
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with forked_rng(model, 0, x.device):
+            one.call(model)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(sizes) * x.b
+
+
+def rule(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None
+         ) -> tuple[int, str]:
+    """Samples per pass from a fixed rule (no timing), so seeded samples never depend on it.
+
+    GPU: as many as ``max_batch`` allows. CPU: as many as keep the largest activation of a pass
+    under 32 MiB (the allocator's mmap threshold), at most 64.
+    """
+    top = cap(x, samples, max_batch)
+    if x.device.type == "cuda":
+        return top, f"{top} sample(s) per pass (GPU: as many as max_batch allows)"
+    per_sample = max(1, largest_activation(model, x))
+    k = max(1, min(top, CPU_ACTIVATION_BUDGET // per_sample))
+    return k, (f"{k} sample(s) per pass by rule: the largest activation of one sample's pass is "
+               f"{per_sample / 2**20:.2f} MiB, kept under 32 MiB per pass on CPU (seeded calls "
+               "use this rule instead of timing, so their samples are reproducible anywhere)")
