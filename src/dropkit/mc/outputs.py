@@ -37,10 +37,10 @@ def select_output(out: Any, output: Selector) -> Output:
         except DropkitError:
             raise
         except Exception as err:
+            first = (str(err).splitlines() or [""])[0]
             raise DropkitValueError(expected(
                 "output", "a callable that accepts the model's output",
-                f"one that raised {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            )) from err
+                f"one that raised {type(err).__name__}: {first}")) from err
     elif isinstance(output, int):
         if not isinstance(out, (tuple, list)):
             raise DropkitTypeError(expected("output", "None for a model that returns "
@@ -50,10 +50,7 @@ def select_output(out: Any, output: Selector) -> Output:
                                              "outputs", output))
         out = out[output]
     elif isinstance(output, str):
-        if isinstance(out, Mapping):
-            found = out.get(output)
-        else:
-            found = getattr(out, output, None)
+        found = out.get(output) if isinstance(out, Mapping) else getattr(out, output, None)
         if found is None:
             keys = list(out.keys()) if isinstance(out, Mapping) else [
                 k for k in vars(out) if not k.startswith("_")] if hasattr(out, "__dict__") else []
