@@ -1,43 +1,22 @@
-"""Borrowing a user's model: run it, then leave every flag, buffer and RNG as it was."""
+"""Inputs of the diagnostics: example inputs and batches of data, with clear errors.
+
+Borrowing the model itself (type check, flags, random state) lives in
+`dropkit.inspection.borrow`, shared with `dropkit.mc`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from dropkit._validate import check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
+from dropkit.inspection.borrow import check_model, flags_restored, forked_rng
 
-
-def check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise DropkitTypeError(expected("model", "a torch.nn.Module", type(model).__name__))
-    return model
-
-
-@contextmanager
-def flags_restored(model: nn.Module) -> Iterator[None]:
-    """Restore every module's ``training`` flag on exit, also on error."""
-    saved = [(m, m.training) for m in model.modules()]
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
-@contextmanager
-def rng_restored(model: nn.Module) -> Iterator[None]:
-    """Run with a fixed CPU seed and give the caller's random state back afterwards (the CPU
-    generator and those of the CUDA devices the model's tensors live on)."""
-    tensors = [*model.parameters(), *model.buffers()]
-    cuda = sorted({t.device.index or 0 for t in tensors if t.is_cuda})
-    with torch.random.fork_rng(devices=cuda):
-        torch.default_generator.manual_seed(0)  # not torch.manual_seed: that reseeds every GPU
-        yield
+__all__ = ["as_args", "check_model", "flags_restored", "forked_rng", "forward_batches",
+           "forward_error", "iter_batches"]
 
 
 def _describe(x: object) -> str:
@@ -62,14 +41,14 @@ def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
     """Batches of model inputs from a tensor (split in rows) or an iterable of batches.
 
     An iterable may yield tensors or ``(x, y, ...)`` tuples/lists, of which ``x`` is used
-    (a DataLoader over a TensorDataset works as is).
+    (a DataLoader over a TensorDataset works as is). Every batch must be finite.
     """
     batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(data, torch.Tensor):
         if data.dim() == 0 or data.shape[0] == 0:
             raise DropkitValueError(expected("data", "a non-empty batch (B >= 1 rows)",
                                              _describe(data)))
-        yield from data.split(batch_size)
+        yield from (_finite(x) for x in data.split(batch_size))
         return
     if not isinstance(data, Iterable):
         raise DropkitTypeError(expected("data", "a tensor or an iterable of batches",
@@ -81,9 +60,17 @@ def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
             raise DropkitTypeError(expected("data", "batches of tensors or (x, y) pairs",
                                             f"a batch of {type(x).__name__}"))
         n += 1
-        yield x
+        yield _finite(x)
     if n == 0:
         raise DropkitValueError(expected("data", "at least one batch", "an empty iterable"))
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise DropkitValueError(expected(
+            "data", "finite values", f"a batch with {int(torch.isnan(x).sum())} NaN and "
+            f"{int(torch.isinf(x).sum())} infinite entries"))
+    return x
 
 
 def forward_error(exc: BaseException, example: object) -> DropkitValueError:

@@ -7,14 +7,14 @@ from torch import fx, nn
 
 from dropkit.diagnose.categories import function_category, module_category
 from dropkit.diagnose.graph import Dataflow, Node
+from dropkit.inspection.registry import module_rate, owner_rate
+from dropkit.inspection.tracer import trace
 
 
-class _Tracer(fx.Tracer):
+def _leaf(m: nn.Module) -> bool:
     """Known layers (dropout, norms, linear, conv, attention, ...) are single nodes; composite
     modules, torch's own included (``TransformerEncoder``), are traced through."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return module_category(m) is not None
+    return module_category(m) is not None
 
 
 class _Shapes(fx.Interpreter):
@@ -54,11 +54,12 @@ def module_node(index: int, path: str, module: nn.Module, inputs: tuple[int, ...
     p: float | None = None
     kind: str | None = None
     if op == "dropout":
-        p, kind = float(module.p), "module"  # type: ignore[arg-type]
-    elif isinstance(module, nn.MultiheadAttention) and module.dropout > 0:
-        p, kind = float(module.dropout), "attention"
-    elif isinstance(module, nn.RNNBase) and module.dropout > 0 and module.num_layers > 1:
-        p, kind = float(module.dropout), "rnn"
+        p, kind = module_rate(module), "module"
+    elif op == "stochastic_depth":
+        p, kind = module_rate(module), "stochastic_depth"
+    elif owner_rate(module) is not None:
+        p = owner_rate(module)
+        kind = "attention" if isinstance(module, nn.MultiheadAttention) else "rnn"
     return Node(index, op, name, path, inputs, shape, p, kind)
 
 
@@ -71,6 +72,8 @@ def function_node(index: int, name: str, path: str, inputs: tuple[int, ...],
     kind: str | None = None
     if op == "dropout" and isinstance(p_arg, int | float):
         p, kind = float(p_arg), "functional"
+    elif op == "stochastic_depth" and isinstance(p_arg, int | float):
+        p, kind = float(p_arg), "stochastic_depth"
     elif bare == "scaled_dot_product_attention" and isinstance(attn_p, int | float) and attn_p:
         p, kind = float(attn_p), "attention"
     return Node(index, op, bare, path, inputs, shape, p, kind)
@@ -78,8 +81,8 @@ def function_node(index: int, name: str, path: str, inputs: tuple[int, ...],
 
 def fx_dataflow(model: nn.Module, args: tuple[object, ...]) -> Dataflow:
     """Trace ``model`` and run the graph on ``args``; raises whatever tracing or running raises."""
-    graph = _Tracer().trace(model)
-    gm = fx.GraphModule(model, graph)
+    gm = trace(model, _leaf)
+    graph = gm.graph
     run = _Shapes(gm)
     with torch.no_grad():
         run.run(*args)

@@ -4,6 +4,7 @@ Both dataflow builders (fx and hooks) name every node by one of these categories
 read one vocabulary:
 
 * ``dropout``: dropout modules and ``F.dropout*`` calls (``p`` read from the call);
+* ``stochastic_depth``: timm/torchvision/transformers drop-path modules and functions;
 * ``attention``: ``nn.MultiheadAttention`` and ``scaled_dot_product_attention`` (may carry
   attention dropout);
 * ``batchnorm``, ``layernorm``, ``norm`` (GroupNorm, InstanceNorm, RMSNorm, LocalResponseNorm);
@@ -21,18 +22,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from dropkit.mc.discover import DROPOUT_MODULES
+from dropkit.inspection.registry import FUNCTIONS, module_family
 
 #: categories through which a dropout's variance shift reaches a later layer
 PASS_THROUGH = frozenset({"linear", "conv", "add", "elementwise", "reshape"})
 
-DROPOUT_FUNCS = frozenset({
-    "dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout", "alpha_dropout",
-    "feature_alpha_dropout",
-})
-# F.alpha_dropout and F.feature_alpha_dropout default to training=False, the others to True.
-DROPOUT_DEFAULT_ON = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d",
-                                "feature_dropout"})
+DROPOUT_FUNCS = frozenset(name for name, f in FUNCTIONS.items() if f.family == "dropout")
+DEPTH_FUNCS = frozenset(name for name, f in FUNCTIONS.items() if f.family == "stochastic_depth")
 
 _FUNCS: dict[str, str] = {}
 for _cat, _names in {
@@ -67,6 +63,8 @@ def function_category(name: str) -> str:
     bare = name.strip("_")
     if bare in DROPOUT_FUNCS:
         return "dropout"
+    if bare in DEPTH_FUNCS:
+        return "stochastic_depth"
     return _FUNCS.get(bare, "other")
 
 
@@ -89,8 +87,9 @@ _NORMS: tuple[type[nn.Module], ...] = tuple(
 
 def module_category(module: nn.Module) -> str | None:
     """The category of a module treated as one node, or None to look inside it."""
-    if isinstance(module, DROPOUT_MODULES):
-        return "dropout"
+    family = module_family(module)
+    if family in ("dropout", "stochastic_depth"):
+        return family
     table: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
         ((_BatchNorm,), "batchnorm"),
         ((nn.LayerNorm,), "layernorm"),

@@ -5,22 +5,26 @@ model it cannot trace (data-dependent control flow, ``TransformerEncoder``'s fas
 is run with forward hooks instead. ``Dataflow.method`` says which one built the graph and
 ``Dataflow.fx_error`` why fx was not used.
 
-The pass runs as under Monte Carlo dropout (`dropkit.mc_mode`): every module in eval mode
-except the dropout carriers, so BatchNorm statistics are not updated; every flag and the global
-random state are restored afterwards.
+The pass runs as under Monte Carlo dropout, on a private copy of the module tree
+(`dropkit.inspection.shadow`): every module in eval mode except the dropout carriers (stochastic
+depth included, and flags decided by running the model where the source is ambiguous), so
+BatchNorm statistics are not updated and the model's own flags never change; the global random
+state is restored afterwards.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from dropkit._validate import check_choice
-from dropkit.diagnose._borrow import as_args, check_model, forward_error, rng_restored
+from dropkit.diagnose._borrow import as_args, check_model, forked_rng, forward_error
 from dropkit.diagnose._fx import fx_dataflow
 from dropkit.diagnose._hooks import hooks_dataflow
 from dropkit.diagnose.graph import Dataflow
 from dropkit.errors import DropkitValueError, expected
-from dropkit.mc.mode import mc_mode
+from dropkit.inspection.discover import find_dropout, resolve
+from dropkit.inspection.shadow import set_flags, shadow
 
 METHODS = ("auto", "fx", "hooks")
 
@@ -41,7 +45,13 @@ def build_dataflow(model: nn.Module, example_input: object, *, method: str = "au
     args = as_args(example_input)
     method = check_choice("method", method, METHODS)
     fx_error: str | None = None
-    with mc_mode(model, on_missing="ignore"), rng_restored(model):
+    with forked_rng(model), torch.no_grad():
+        try:
+            found = resolve(model, find_dropout(model, stochastic_depth=True),
+                            lambda m: m(*args))
+        except Exception as exc:  # noqa: BLE001 - the user's forward failed on their input
+            raise forward_error(exc, example_input) from exc
+        model = set_flags(shadow(model), set(found.switch_on))
         if method != "hooks":
             try:
                 return fx_dataflow(model, args)

@@ -17,8 +17,8 @@ from torch import nn
 from dropkit.diagnose._borrow import (
     check_model,
     flags_restored,
+    forked_rng,
     forward_batches,
-    rng_restored,
 )
 from dropkit.diagnose.variance import require_batchnorm
 from dropkit.errors import DropkitTypeError, expected
@@ -70,7 +70,7 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
              for bn in layers]
     ok = False
     try:
-        with flags_restored(work), rng_restored(work), torch.no_grad():
+        with flags_restored(work), forked_rng(work), torch.no_grad():
             for m in work.modules():
                 m.training = False
             for bn in layers:

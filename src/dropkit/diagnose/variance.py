@@ -22,8 +22,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from dropkit.diagnose._borrow import (
     check_model,
     flags_restored,
+    forked_rng,
     forward_batches,
-    rng_restored,
 )
 from dropkit.errors import DropkitValueError, expected
 
@@ -161,7 +161,7 @@ def variance_shift(model: nn.Module, data: object, *, threshold: float = DEFAULT
     handles = [m.register_forward_pre_hook(lambda _m, args, p=p: moments[p].update(args[0]))
                for p, m in layers]
     try:
-        with flags_restored(model), rng_restored(model), torch.no_grad():
+        with flags_restored(model), forked_rng(model), torch.no_grad():
             for m in model.modules():
                 m.training = False
             forward_batches(model, data, batch_size)

@@ -13,16 +13,18 @@ from torch import fx, nn
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self, leaf: Callable[[nn.Module], bool]) -> None:
+    def __init__(self, leaf: Callable[[nn.Module], bool | None]) -> None:
         super().__init__()
         self._leaf = leaf
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return self._leaf(m) or super().is_leaf_module(m, module_qualified_name)
+        decided = self._leaf(m)
+        return super().is_leaf_module(m, module_qualified_name) if decided is None else decided
 
 
-def trace(model: nn.Module, leaf: Callable[[nn.Module], bool]) -> fx.GraphModule:
-    """Trace ``model`` symbolically, keeping the modules ``leaf`` accepts as single nodes.
+def trace(model: nn.Module, leaf: Callable[[nn.Module], bool | None]) -> fx.GraphModule:
+    """Trace ``model`` symbolically; ``leaf(m)`` says whether a module stays one node (None:
+    torch.fx's default, which keeps ``torch.nn`` layers whole).
 
     Raises whatever tracing raises (the callers turn it into their own fallback).
     """

@@ -41,9 +41,9 @@ class GraphUnsupported(Exception):
     """The model cannot be run by the cached graph (the message says why)."""
 
 
-def _leaf(m: nn.Module) -> bool:
+def _leaf(m: nn.Module) -> bool | None:
     """Dropout-like modules (stochastic depth included) run whole, once per sample row."""
-    return module_family(m) in ("dropout", "stochastic_depth")
+    return True if module_family(m) in ("dropout", "stochastic_depth") else None
 
 
 def _arg(node: fx.Node, index: int | None, keyword: str | None, default: Any) -> Any:
