@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from dropkit._validate import check_choice, check_probability, check_tensor
+from dropkit.errors import DropkitTypeError, expected
 
 SCALINGS = ("inverted", "classic")
 
@@ -68,6 +69,8 @@ def dropout(
     check_tensor("x", x)
     p = check_probability("p", p)
     check_choice("scaling", scaling, SCALINGS)
+    if not isinstance(active, bool):  # "no" would otherwise count as True
+        raise DropkitTypeError(expected("active", "a bool (True or False)", repr(active)))
     if not active:
         return x if scaling == "inverted" or p == 0.0 else x * (1.0 - p)
     if p == 0.0:

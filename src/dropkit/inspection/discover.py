@@ -120,8 +120,8 @@ def _code_sites(path: str, module: nn.Module, found: Discovery) -> None:
     switch = False
     for call in info.calls:
         p = read_rate(call.p_expr, module, info.self_names)
-        if call.gating == "off" or p == 0.0:
-            continue
+        if call.gating == "off":
+            continue  # written with training=False: never active
         kind = "functional" if call.family == "dropout" else call.family
         depth_off = kind == "stochastic_depth" and not found.stochastic_depth
         if call.gating == "flag" and not info.other_flag_uses:
@@ -287,7 +287,10 @@ def reconcile(found: Discovery, firing: Firing) -> Reconciliation:
             and (s.p is None or s.p > 0)}
     silent = tuple(sorted(p for p in live if p not in firing.fired))
     unreported = tuple(sorted(p for p in firing.fired if p not in switched))
-    return Reconciliation(dict(firing.fired), silent, unreported,
+    # name what fired as the site it belongs to (eager attention drops with F.dropout)
+    kinds = {s.path: s.kind for s in found.sites if s.controllable}
+    fired = {p: (kinds.get(p, kind), rate) for p, (kind, rate) in firing.fired.items()}
+    return Reconciliation(fired, silent, unreported,
                           {k: tuple(sorted(v)) for k, v in firing.random.items()})
 
 

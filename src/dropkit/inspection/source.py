@@ -20,6 +20,7 @@ import functools
 import inspect
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -165,53 +166,64 @@ def _gating(expr: ast.expr | None, default: bool, reader: _Reader) -> str:
     return "flag" if reader.mentions_flag(expr) else "other"
 
 
-def _methods(tree: ast.AST) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
-    return {f.name: f for f in ast.walk(tree)
-            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
-
-
-def _reachable(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
-               self_names: set[str]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-    """The methods ``forward``/``__call__`` can reach through ``self.<name>(...)`` calls."""
-    todo = [n for n in ("forward", "__call__", "_call_impl") if n in methods]
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
+def _functions(cls: type) -> dict[str, Any]:
+    """The plain functions a user class and its user bases define, subclasses first."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if is_torch_class(klass):
             continue
-        seen.add(name)
-        for node in ast.walk(methods[name]):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id in self_names and node.func.attr in methods):
-                todo.append(node.func.attr)
-    return [methods[n] for n in seen]
+        for name, obj in vars(klass).items():
+            fn = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
+            if inspect.isfunction(fn) and name not in out:
+                out[name] = fn
+    return out
+
+
+def _parse(fn: Any) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, int] | None:
+    """A method's own AST and first line; reads only that method's lines (fast, unlike a
+    class's source, which makes ``inspect`` parse the whole module)."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError):
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:
+        return None
+    node = tree.body[0] if tree.body else None
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return node, first
+    return None
 
 
 @functools.lru_cache(maxsize=1024)
 def class_info(cls: type) -> ClassInfo:
-    """Read the dropout calls in the methods ``forward`` reaches, over the user classes of the
-    MRO (torch's own classes are skipped: `registry` knows them)."""
-    sources = []
-    for klass in cls.__mro__:
-        if is_torch_class(klass):
+    """Read the dropout calls in the methods ``forward`` (or ``__call__``) reaches through
+    ``self.<method>(...)`` calls, over the user classes of the MRO (torch's own classes are
+    skipped: `registry` knows them)."""
+    functions = _functions(cls)
+    todo = [n for n in ("forward", "__call__") if n in functions]
+    parsed: dict[str, tuple[ast.FunctionDef | ast.AsyncFunctionDef, int]] = {}
+    self_names: set[str] = {"self"}
+    while todo:
+        name = todo.pop()
+        if name in parsed:
             continue
-        try:
-            source = textwrap.dedent(inspect.getsource(klass))
-            first = inspect.getsourcelines(klass)[1]
-        except (OSError, TypeError):
+        got = _parse(functions[name])
+        if got is None:
             return ClassInfo(unreadable=True)
-        sources.append((ast.parse(source), first))
-    methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
-    origin: dict[str, int] = {}
-    for tree, first in reversed(sources):  # subclasses override their bases
-        for name, fn in _methods(tree).items():
-            methods[name], origin[name] = fn, first
-    self_names = {f.args.args[0].arg for f in methods.values() if f.args.args} | {"self"}
+        parsed[name] = got
+        fn = got[0]
+        if fn.args.args:
+            self_names.add(fn.args.args[0].arg)
+        for node in ast.walk(fn):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in self_names and node.func.attr in functions):
+                todo.append(node.func.attr)
     calls: list[Call] = []
     other: list[int] = []
-    for fn in _reachable(methods, self_names):
-        first = origin[fn.name]
+    for fn, first in parsed.values():
         reader = _Reader(self_names)
         reader.visit(fn)
         calls += [Call(fam, gating, None if p is None else ast.unparse(p), line + first - 1)
