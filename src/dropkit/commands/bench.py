@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropkit.bench.uci_checkpoint import CHECKPOINT_DIR, Checkpoints
 from dropkit.errors import DropkitError, DropkitValueError, expected
 
 __all__ = ["main", "register"]
@@ -54,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="UCIConfig.backend: native (fused C kernels), torch (torch ops) or "
                           "auto (native where a C compiler builds it; the default)")
     uci.add_argument("--resume", action="store_true",
-                     help=f"keep what an interrupted run with the same settings finished "
-                          f"(OUT/{CHECKPOINT_DIR}/) and compute the rest: the same table, bit "
+                     help="keep what an interrupted run with the same settings finished "
+                          "(OUT/uci.checkpoint/) and compute the rest: the same table, bit "
                           "for bit, as an uninterrupted run")
     uci.set_defaults(func=main)
 
@@ -66,7 +65,7 @@ class _Plan:
     dtype: Any  # torch.dtype
     datasets: list[Any]  # UCIDataset
     out: Path
-    checkpoints: Checkpoints
+    checkpoints: Any  # uci_checkpoint.Checkpoints
     resume: dict[str, Any]  # name -> UCIResult
     command: str | None
 
@@ -128,6 +127,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
     """Everything checked before any training: flags, --out, data sets, the checkpoints."""
     import torch
 
+    from dropkit.bench.uci_checkpoint import CHECKPOINT_DIR, Checkpoints
     from dropkit.bench.uci_protocol import check_protocol
     from dropkit.datasets.uci import load_uci, split_names
     from dropkit.experiments import record
@@ -141,7 +141,12 @@ def _plan(args: argparse.Namespace) -> _Plan:
     names = split_names(args.datasets, "--datasets")
     out = record.check_output_dir(args.out, "--out")
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    datasets = [load_uci(name, args.root, n_splits=config.n_splits) for name in names]
+    datasets = []
+    for name in names:
+        try:
+            datasets.append(load_uci(name, args.root, n_splits=config.n_splits))
+        except DropkitError as err:
+            raise (_flag_errors(err) if "`n_splits`" in str(err) else err) from None
     for dataset in datasets:
         check_protocol(dataset, config)
     checkpoints = Checkpoints(out / CHECKPOINT_DIR, config, dtype)

@@ -101,6 +101,9 @@ def _write_temp(folder: Path, data: bytes) -> Path:
     """``data`` in a new temporary file of ``folder``, flushed to disk."""
     fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # a result file, not a secret: mkstemp's 0600 is too tight
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
