@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropkit.bench import uci_checkpoint, uci_protocol
+from dropkit.bench import uci_protocol
 from dropkit.cli import main
 from dropkit.datasets.uci import download_uci, load_uci
 from dropkit.errors import DropkitValueError
@@ -176,6 +176,8 @@ def _table(out: Path) -> tuple[list[dict[str, str]], list[object]]:
 def test_resume_after_an_interrupt_gives_the_straight_run_bit_for_bit(
         root: Path, tmp_path: Path, trained: list[int], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    from dropkit.bench import uci_checkpoint
+
     per_batch = ["--splits-per-batch", "1"]  # 3 groups per data set
     assert _bench(root, tmp_path / "straight", *per_batch) == 0
     assert len(trained) == 2 * 3 * 2  # data sets x groups x (grid, retrain)
