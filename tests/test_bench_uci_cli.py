@@ -216,3 +216,13 @@ def test_resume_after_an_interrupt_gives_the_straight_run_bit_for_bit(
     line = _error_line(capsys)
     assert "--resume needs the settings and data of the interrupted run" in line
     assert "splits_per_batch=1 (now 3)" in line
+
+
+def test_diverged_training_is_an_error_not_nan_in_the_table(tmp_path: Path) -> None:
+    from dropkit.bench.uci_config import UCIConfig
+
+    write_uci_layout(tmp_path)
+    dataset = load_uci("toy", tmp_path)
+    config = UCIConfig.quick(epochs=2, mc_samples=10, lr=1e30, backend="torch")
+    with pytest.raises(DropkitValueError, match="non-finite test metrics.*training diverged"):
+        uci_protocol.run_uci(dataset, config)

@@ -292,6 +292,12 @@ def run_uci(
         rmse, ll, rmse_std = final.run(config, epochs, config.seed + 1000 * g + 1, dtype,
                                        f"{label}: retrain" if progress else None, backend)
         t2 = time.perf_counter()
+        if not (np.isfinite(rmse).all() and np.isfinite(ll).all()):
+            # valid data and settings, but training diverged (e.g. a huge lr): say so rather
+            # than write NaN into the table
+            raise DropkitValueError(
+                f"{label}: the retrained networks gave non-finite test metrics (RMSE "
+                f"{rmse.tolist()}, LL {ll.tolist()}); training diverged. Try a smaller lr.")
         result.phase_s["grid"] += t1 - t0
         result.phase_s["retrain"] += t2 - t1
         for j, i in enumerate(group):
