@@ -19,6 +19,7 @@ import pytest
 
 import dropkit
 from dropkit.cli import main
+from tests import lab_fake_claims
 from tests.uci_layout import write_uci_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,9 +103,16 @@ def _lab_run(out: Path) -> str:
 
 def test_ctrl_c_in_lab_leaves_the_old_or_the_new_pair(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    from dropkit.lab import runner
+
+    saved = dict(runner.CLAIMS)
+    try:  # the previous run, in this process (a subprocess costs a torch import)
+        lab_fake_claims.install("0")
+        assert main(["lab", "--out", str(out), "--seeds", "0", "--no-progress"]) == 0
+    finally:
+        runner.CLAIMS.clear()
+        runner.CLAIMS.update(saved)
     fake = [sys.executable, "-m", "tests.lab_fake_claims"]
-    assert subprocess.run([*fake, "0", str(out), "--sleep", "0"], env=ENV, cwd=REPO,
-                          capture_output=True).returncode == 0
     current = "0"
     rng = random.Random(1)
     points = [("claim fake-a ran", rng.uniform(0.0, 0.4)),
