@@ -320,4 +320,4 @@ def test_cli_writes_csv_and_markdown(tmp_path: Path, capsys) -> None:
     bad = parser.parse_args(["bench", "uci", "--root", str(SHARED), "--datasets",
                              "bostonHousing", "--out", str(tmp_path), "--backend", "gpu"])
     assert bad.func(bad) == 2
-    assert "`backend`" in capsys.readouterr().err
+    assert "`--backend`" in capsys.readouterr().err

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     except DropkitError as err:
         print(f"dropkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, no traceback; 130 = 128 + SIGINT, what shells report
+        print(f"dropkit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ layer and ``--epochx 100``). ``None`` means "read it from the data set's files".
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from dropkit._validate import check_choice, check_positive_int, check_probability
@@ -52,6 +53,10 @@ class UCIConfig:
     mc_chunk_elements: int = 1 << 23
     """Memory budget of one MC chunk, in hidden activations (passes x networks x rows x H)."""
     seed: int = 0
+    splits_per_batch: int | None = None
+    """Train this many splits' networks at once (``None``: all). Group g of splits uses seeds
+    ``seed + 1000 g`` and ``+ 1000 g + 1``, so this changes the numbers: it is part of the
+    result, not just of how it is computed."""
     backend: str = "auto"
     """One of ``BACKENDS``; both backends give the same networks up to rounding."""
 
@@ -64,6 +69,9 @@ class UCIConfig:
             check_positive_int("n_splits", self.n_splits)
         if self.n_hidden is not None:
             check_positive_int("n_hidden", self.n_hidden)
+        if self.splits_per_batch is not None:
+            check_positive_int("splits_per_batch", self.splits_per_batch)
+        check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("mc_samples", self.mc_samples)
         check_positive_int("mc_chunk_elements", self.mc_chunk_elements)
@@ -76,8 +84,8 @@ class UCIConfig:
         for p in self.dropout_rates or ():
             check_probability("dropout_rates", p)
         for tau in self.tau_values or ():
-            if not tau > 0:
-                raise DropkitValueError(expected("tau_values", "positive floats", tau))
+            if not 0 < tau < math.inf:
+                raise DropkitValueError(expected("tau_values", "positive finite floats", tau))
 
     @classmethod
     def quick(cls, **overrides: object) -> UCIConfig:

@@ -14,8 +14,9 @@ The shared library is built per (dtype, D, H) with ``-O3 -march=native -fopenmp`
 where the compiler refuses) into
 ``$DROPKIT_CACHE_DIR`` (default ``~/.cache/dropkit``)/native, keyed by a hash of the source,
 the flags, the compiler and the CPU, so a cache shared between machines never loads a library
-built for another CPU. ``DROPKIT_NATIVE=0`` turns the native backend off; ``$CC`` picks the
-compiler.
+built for another CPU. That folder is private and every entry is checked against the sha256
+recorded when it was built before it is loaded (``uci_native_cache``). ``DROPKIT_NATIVE=0``
+turns the native backend off; ``$CC`` picks the compiler (split like a shell command).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -35,6 +36,7 @@ from typing import Protocol
 
 import torch
 
+from dropkit.bench.uci_native_cache import build_into, private_dir, verified
 from dropkit.errors import DropkitError
 
 __all__ = ["NativeKernels", "native_kernels"]
@@ -205,38 +207,46 @@ def _library(dtype: torch.dtype, D: int, H: int) -> ctypes.CDLL | str:
     return lib
 
 
+def _compiler() -> list[str]:
+    """``$CC`` split like a shell would (``CC="ccache gcc -O2"``), else cc or gcc."""
+    try:
+        cc = shlex.split(os.environ.get("CC", ""))
+    except ValueError as e:
+        raise DropkitError(f"$CC cannot be split into a command: {e}") from None
+    if not cc:
+        found = shutil.which("cc") or shutil.which("gcc")
+        if found is None:
+            raise DropkitError(
+                "the native UCI kernels need a C compiler (cc or $CC); none found")
+        cc = [found]
+    return cc
+
+
 def _build(dtype: torch.dtype, D: int, H: int) -> Path:
-    """Path of the shared library for these values, compiled into the cache if missing."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise DropkitError("the native UCI kernels need a C compiler (cc or $CC); none found")
+    """Path of the shared library for these values, compiled into the private cache folder
+    if missing or damaged (``uci_native_cache``), and verified before it is returned."""
+    cc = _compiler()
     defines = (f"-DREAL={_REAL[dtype]}", f"-DDIN={D}", f"-DHID={H}")
     try:
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+        version = subprocess.run([*cc, "--version"], capture_output=True, text=True,
                                  timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        raise DropkitError(f"the C compiler {cc!r} does not run: {e}") from None
+        raise DropkitError(f"the C compiler {shlex.join(cc)!r} does not run: {e}") from None
     flags = [*_FLAGS, *(f for extra in _EXTRA_FLAGS for f in extra)]
-    key = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, *defines, cc, version,
+    key = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, *defines, *cc, version,
                                     _cpu_id()]).encode()).hexdigest()[:20]
-    target = _cache_dir() / f"uci_native_{key}.so"
-    if target.exists():
+    folder = private_dir(_cache_dir())
+    target = folder / f"uci_native_{key}.so"
+    if verified(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # build under a temporary name, then rename: concurrent builders never see half a file
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        for extra in _EXTRA_FLAGS:
-            done = subprocess.run([cc, *_FLAGS, *extra, *defines, "-o", tmp, str(_SOURCE),
-                                   "-lm"], capture_output=True, text=True, timeout=300)
-            if done.returncode == 0:
-                break
-        else:
-            raise DropkitError(f"compiling the native UCI kernels with {cc} failed:\n"
-                               f"{done.stderr.strip()[-2000:]}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return build_into(target, lambda tmp: _compile(cc, defines, tmp))
+
+
+def _compile(cc: list[str], defines: tuple[str, ...], out: str) -> None:
+    for extra in _EXTRA_FLAGS:
+        done = subprocess.run([*cc, *_FLAGS, *extra, *defines, "-o", out, str(_SOURCE),
+                               "-lm"], capture_output=True, text=True, timeout=300)
+        if done.returncode == 0:
+            return
+    raise DropkitError(f"compiling the native UCI kernels with {shlex.join(cc)} failed:\n"
+                       f"{done.stderr.strip()[-2000:]}")

@@ -14,6 +14,7 @@ Reported: mean and standard error ``std / sqrt(n_splits)`` (``np.std``, ddof 0) 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from dropkit.bench.uci_config import UCIConfig
 from dropkit.datasets.uci import UCIDataset
 from dropkit.errors import DropkitValueError, expected
 
-__all__ = ["UCIResult", "UCISplitResult", "run_uci", "standard_error"]
+__all__ = ["UCIResult", "UCISplitResult", "check_protocol", "run_uci", "standard_error"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,15 @@ class UCIResult:
         )
 
 
+def _check_resume(partial: UCIResult, fresh: UCIResult) -> None:
+    """``partial`` must be a cut-off run of exactly what ``fresh`` is about to run."""
+    for name in ("dataset", "config", "epochs", "grid", "backend"):
+        if getattr(partial, name) != getattr(fresh, name):
+            raise DropkitValueError(expected(
+                "resume", f"a partial result of the same run ({name} = {getattr(fresh, name)})",
+                f"one with {name} = {getattr(partial, name)}"))
+
+
 def standard_error(values: Sequence[float] | np.ndarray) -> float:
     """``std(values) / sqrt(n)`` with the population std (ddof 0), as the original code."""
     arr = np.asarray(values, dtype=np.float64)
@@ -176,19 +186,38 @@ class _Nets:
     n_hidden: int = 50
 
 
-def _check_splits(dataset: UCIDataset, splits: Sequence[int] | None,
-                  config: UCIConfig) -> list[int]:
+def check_protocol(dataset: UCIDataset, config: UCIConfig,
+                   splits: Sequence[int] | None = None) -> list[int]:
+    """The split indices to run, after checking that every one of them can be run: enough
+    rows to train, validate and test, and a target that varies in the rows each network trains
+    on (z-scoring by a zero std would give NaN). Cheap; done before any training."""
     n = config.n_splits if config.n_splits is not None else dataset.n_splits
     if n > dataset.n_splits:
         raise DropkitValueError(
             expected("config.n_splits", f"at most {dataset.n_splits} (the data set's splits)", n)
         )
     if splits is None:
-        return list(range(n))
-    chosen = [int(i) for i in splits]
-    bad = [i for i in chosen if not 0 <= i < dataset.n_splits]
-    if bad:
-        raise DropkitValueError(expected("splits", f"indices in [0, {dataset.n_splits})", bad))
+        chosen = list(range(n))
+    else:
+        chosen = [int(i) for i in splits]
+        bad = [i for i in chosen if not 0 <= i < dataset.n_splits]
+        if bad:
+            raise DropkitValueError(expected("splits", f"indices in [0, {dataset.n_splits})",
+                                             bad))
+    for i in chosen:
+        _, y_tr, _, y_te = dataset.split(i)
+        n_sub = int(config.train_fraction * y_tr.shape[0])
+        where = f"{dataset.path}, split {i}"
+        if n_sub < 2 or y_tr.shape[0] - n_sub < 1 or y_te.shape[0] < 1:
+            raise DropkitValueError(
+                f"{where}: {y_tr.shape[0]} training and {y_te.shape[0]} test rows are too few "
+                f"(the grid search trains on the first {config.train_fraction:g} of the "
+                "training rows, at least 2, and validates on at least 1 more).")
+        for rows, what in ((y_tr[:n_sub], "grid-search training rows"),
+                           (y_tr, "training rows")):
+            if np.all(rows == rows[0]):
+                raise DropkitValueError(f"{where}: the target is constant ({rows[0]:g}) over "
+                                        f"its {rows.shape[0]} {what}; it cannot be z-scored.")
     return chosen
 
 
@@ -201,31 +230,48 @@ def run_uci(
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
     on_group_done: Callable[[UCIResult], None] | None = None,
+    resume: UCIResult | None = None,
 ) -> UCIResult:
     """Run the protocol on ``dataset``; returns per-split results with mean and standard error.
 
     ``splits`` picks split indices (default: the first ``config.n_splits``, else all);
-    ``splits_per_batch`` trains that many splits' networks per batch (default: all at once;
-    smaller groups give results sooner, through ``on_group_done``, at the same total cost).
-    Group g uses seeds ``config.seed + 1000 g`` (grid) and ``+ 1000 g + 1`` (retraining).
+    ``splits_per_batch`` (default ``config.splits_per_batch``; it is written into the result's
+    config) trains that many splits' networks per batch (default: all at once; smaller groups
+    give results sooner, through ``on_group_done``, at the same total cost). Group g uses seeds
+    ``config.seed + 1000 g`` (grid) and ``+ 1000 g + 1`` (retraining).
+
+    ``resume``: a result of this run cut off after some groups (as ``on_group_done`` saw it,
+    written with ``to_dict`` and read back with ``from_dict``): its groups are kept as they are
+    and the others computed, which gives the same numbers, bit for bit, as a run that was never
+    interrupted. It must come from the same data set, config and backend.
     """
     config = config if config is not None else UCIConfig()
-    chosen = _check_splits(dataset, splits, config)
+    if splits_per_batch is not None:
+        config = dataclasses.replace(config, splits_per_batch=splits_per_batch)
+    chosen = check_protocol(dataset, config, splits)
     rates = config.dropout_rates or dataset.dropout_rates
     taus = config.tau_values or dataset.tau_values
     grid = tuple((float(p), float(t)) for p in rates for t in taus)
     n_hidden = config.n_hidden or dataset.n_hidden
     epochs = config.total_epochs(dataset.n_epochs)
-    per = splits_per_batch or len(chosen)
+    per = config.splits_per_batch or len(chosen)
     # decided once, so an "auto" run never mixes backends
     native = resolve_backend(config.backend, dtype, dataset.X.shape[1], n_hidden) is not None
     backend = "native" if native else "torch"
     result = UCIResult(dataset=dataset.name, config=config, epochs=epochs, grid=grid,
                        backend=backend)
-    start = time.perf_counter()
     result.phase_s = {"grid": 0.0, "retrain": 0.0}
+    done: dict[int, UCISplitResult] = {}
+    if resume is not None:
+        _check_resume(resume, result)
+        done = {s.split: s for s in resume.splits}
+        result.phase_s = dict(resume.phase_s)
+    start = time.perf_counter() - (resume.wall_s if resume is not None else 0.0)
     for g, first in enumerate(range(0, len(chosen), per)):
         group = chosen[first : first + per]
+        if all(i in done for i in group):  # finished before the interruption: kept as it was
+            result.splits.extend(done[i] for i in group)
+            continue
         label = f"{dataset.name} splits {group[0]}..{group[-1]}"
         t0 = time.perf_counter()
         nets = _Nets(n_hidden=n_hidden)
@@ -246,6 +292,12 @@ def run_uci(
         rmse, ll, rmse_std = final.run(config, epochs, config.seed + 1000 * g + 1, dtype,
                                        f"{label}: retrain" if progress else None, backend)
         t2 = time.perf_counter()
+        if not (np.isfinite(rmse).all() and np.isfinite(ll).all()):
+            # valid data and settings, but training diverged (e.g. a huge lr): say so rather
+            # than write NaN into the table
+            raise DropkitValueError(
+                f"{label}: the retrained networks gave non-finite test metrics (RMSE "
+                f"{rmse.tolist()}, LL {ll.tolist()}); training diverged. Try a smaller lr.")
         result.phase_s["grid"] += t1 - t0
         result.phase_s["retrain"] += t2 - t1
         for j, i in enumerate(group):

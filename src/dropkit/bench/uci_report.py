@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import platform
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dropkit.bench.uci_config import (
     PUBLISHED_2016,
@@ -20,6 +18,7 @@ from dropkit.bench.uci_config import (
     UCIConfig,
 )
 from dropkit.bench.uci_protocol import UCIResult
+from dropkit.experiments import record
 
 __all__ = ["CSV_COLUMNS", "machine_info", "result_rows", "write_report"]
 
@@ -83,24 +82,8 @@ def result_rows(results: Sequence[UCIResult]) -> list[dict[str, object]]:
 
 
 def machine_info() -> dict[str, object]:
-    """CPU model, cores, torch and Python versions, for the results file."""
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    """Versions and hardware for the results file (``dropkit.experiments.record``)."""
+    return record.environment()
 
 
 def _fmt(x: object, digits: int = 4) -> str:
@@ -118,7 +101,8 @@ def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
     lines = ["# UCI regression benchmark: MC dropout (Gal & Ghahramani)", ""]
     for r in results:
         changed = {k: v for k, v in r.config.to_dict().items()
-                   if k not in ("mc_chunk_elements", "backend")  # how, not what, is computed
+                   # how, not what, is computed (splits_per_batch: only the seeds differ)
+                   if k not in ("mc_chunk_elements", "backend", "splits_per_batch")
                    and v != getattr(UCIConfig(), k)}
         if changed:
             lines += [f"**{r.dataset}: not the published protocol** (changed: "
@@ -167,19 +151,22 @@ def _markdown(rows: list[dict[str, object]], results: Sequence[UCIResult],
 
 def write_report(results: Sequence[UCIResult], out_dir: str | os.PathLike[str], *,
                  command: str | None = None) -> tuple[Path, Path]:
-    """Write ``uci.csv``, ``uci.md`` and ``uci.json`` (every split) into ``out_dir``."""
+    """Write ``uci.csv``, ``uci.md`` and ``uci.json`` (every split) into ``out_dir``, as one
+    set: an interruption leaves the three old files or the three new ones."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = result_rows(results)
     machine = machine_info()
-    csv_path, md_path = out / "uci.csv", out / "uci.md"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    md_path.write_text(_markdown(rows, results, command, machine))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     detail = {"command": command, "machine": machine,
               "results": [r.to_dict() for r in results]}
-    (out / "uci.json").write_text(json.dumps(detail, indent=2))
-    return csv_path, md_path
+    record.write_result_set(out, {
+        "uci.csv": table.getvalue(),
+        "uci.md": _markdown(rows, results, command, machine),
+        "uci.json": json.dumps(detail, indent=2) + "\n",
+    })
+    return out / "uci.csv", out / "uci.md"

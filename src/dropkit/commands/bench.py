@@ -1,19 +1,24 @@
 """``dropkit bench uci``: the MC-dropout UCI regression benchmark against the published table.
 
-Each data set's results go to ``OUT/<dataset>.json`` as its groups of splits finish, and
-``OUT/uci.md`` / ``OUT/uci.csv`` / ``OUT/uci.json`` are rewritten from every
-``OUT/<dataset>.json`` present, so two processes may fill one folder with different sets.
+Every flag, ``--out`` (writable?) and every data set (readable, finite, enough rows, a target
+that varies) are checked before any training; a mistake exits 2 with one line. As each group
+of splits finishes, the data set's partial result is checkpointed (atomically) in
+``OUT/uci.checkpoint/``; ``--resume`` keeps those groups. ``OUT/uci.md``, ``uci.csv`` and
+``uci.json`` are written at the end, as one set (``dropkit.experiments.record``): an
+interrupted run leaves the previous set untouched.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dropkit.errors import DropkitError
+from dropkit.errors import DropkitError, DropkitValueError, expected
 
 __all__ = ["main", "register"]
 
@@ -47,7 +52,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     uci.add_argument("--backend", default=None,  # checked by UCIConfig, which lists the values
                      help="UCIConfig.backend: native (fused C kernels), torch (torch ops) or "
                           "auto (native where a C compiler builds it; the default)")
+    uci.add_argument("--resume", action="store_true",
+                     help="keep what an interrupted run with the same settings finished "
+                          "(OUT/uci.checkpoint/) and compute the rest: the same table, bit "
+                          "for bit, as an uninterrupted run")
     uci.set_defaults(func=main)
+
+
+@dataclass
+class _Plan:
+    config: Any  # UCIConfig (imported lazily)
+    dtype: Any  # torch.dtype
+    datasets: list[Any]  # UCIDataset
+    out: Path
+    checkpoints: Any  # uci_checkpoint.Checkpoints
+    resume: dict[str, Any]  # name -> UCIResult
+    command: str | None
 
 
 def _config(args: argparse.Namespace):  # noqa: ANN202 - UCIConfig, imported lazily
@@ -59,45 +79,86 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - UCIConfig, imported laz
         "n_splits": args.n_splits,
         "mc_samples": args.mc_samples,
         "seed": args.seed,
+        "splits_per_batch": args.splits_per_batch,
         "backend": args.backend,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return UCIConfig.quick(**overrides) if args.quick else UCIConfig(**overrides)
 
 
+def _flag_errors(err: DropkitError) -> DropkitError:
+    """UCIConfig names its fields; the user typed flags (``splits_per_batch`` ->
+    ``--splits-per-batch``)."""
+    text = re.sub(r"`(\w+)`", lambda m: f"`--{m.group(1).replace('_', '-')}`", str(err))
+    return type(err)(text)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the benchmark; returns the exit code (2 on bad input or data)."""
-    import torch
-
-    from dropkit.bench.uci_protocol import UCIResult, run_uci
-    from dropkit.bench.uci_report import write_report
-    from dropkit.datasets.uci import load_uci, split_names
-
-    command = "dropkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    """Run the benchmark; returns the exit code (2 on bad input or data, before any work)."""
     try:
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        config = _config(args)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        names = split_names(args.datasets)
-        dtype = torch.float64 if args.dtype == "float64" else torch.float32
-
-        def save(result: UCIResult) -> None:
-            part = out / f"{result.dataset}.json.part"
-            part.write_text(json.dumps(result.to_dict(), indent=2))
-            part.replace(out / f"{result.dataset}.json")  # atomic: another process may read
-            everything = [UCIResult.from_dict(json.loads(p.read_text()))
-                          for p in sorted(out.glob("*.json")) if p.name != "uci.json"]
-            write_report(everything, out, command=command)
-
-        for name in names:
-            dataset = load_uci(name, args.root, n_splits=config.n_splits)
-            run_uci(dataset, config, splits_per_batch=args.splits_per_batch, dtype=dtype,
-                    progress=True, on_group_done=save)
-            print(f"{name}: done, {out / 'uci.md'}", file=sys.stderr)
+        plan = _plan(args)
     except DropkitError as err:
         print(f"dropkit bench uci: {err}", file=sys.stderr)
         return 2
-    print((out / "uci.md").read_text())
+    import torch
+
+    from dropkit.bench.uci_protocol import run_uci
+    from dropkit.bench.uci_report import write_report
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    results = []
+    try:
+        for dataset in plan.datasets:
+            partial = plan.resume.get(dataset.name)
+            results.append(run_uci(
+                dataset, plan.config, dtype=plan.dtype, progress=True, resume=partial,
+                on_group_done=lambda r, ds=dataset: plan.checkpoints.save(ds, r)))
+            print(f"{dataset.name}: done", file=sys.stderr)
+        write_report(results, plan.out, command=plan.command)
+    except DropkitError as err:
+        print(f"dropkit bench uci: {err}", file=sys.stderr)
+        return 2
+    print((plan.out / "uci.md").read_text())
     return 0
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Everything checked before any training: flags, --out, data sets, the checkpoints."""
+    import torch
+
+    from dropkit.bench.uci_checkpoint import CHECKPOINT_DIR, Checkpoints
+    from dropkit.bench.uci_protocol import check_protocol
+    from dropkit.datasets.uci import load_uci, split_names
+    from dropkit.experiments import record
+
+    if args.threads is not None and args.threads < 1:
+        raise DropkitValueError(expected("--threads", "a positive integer", args.threads))
+    try:
+        config = _config(args)
+    except DropkitError as err:
+        raise _flag_errors(err) from None
+    names = split_names(args.datasets, "--datasets")
+    out = record.check_output_dir(args.out, "--out")
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    datasets = []
+    for name in names:
+        try:
+            datasets.append(load_uci(name, args.root, n_splits=config.n_splits))
+        except DropkitError as err:
+            raise (_flag_errors(err) if "`n_splits`" in str(err) else err) from None
+    for dataset in datasets:
+        check_protocol(dataset, config)
+    checkpoints = Checkpoints(out / CHECKPOINT_DIR, config, dtype)
+    resume = {}
+    for dataset in datasets:
+        partial = checkpoints.load(dataset) if args.resume else None
+        if partial is not None:
+            resume[dataset.name] = partial
+            print(f"{dataset.name}: resuming after {len(partial.splits)} finished splits",
+                  file=sys.stderr)
+    if not args.resume:  # only now, when every check has passed: a fresh run starts afresh
+        for dataset in datasets:
+            checkpoints.clear(dataset)
+    command = "dropkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    return _Plan(config, dtype, datasets, out, checkpoints, resume, command)

@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from dropkit.errors import DropkitValueError, expected
+from dropkit.experiments import record
 from dropkit.lab.base import LabConfig
 from dropkit.lab.runner import CLAIMS, LabRun, run_lab
 
@@ -45,7 +46,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out (what results.json records)."""
     parts = ["dropkit", "lab"] + (["--quick"] if args.quick else [])
     parts += ["--out", args.out, "--seeds", args.seeds, "--threads", args.threads]
-    parts += ["--claims", args.claims] if args.claims else []
+    parts += ["--claims", args.claims] if args.claims is not None else []
     parts += [] if args.progress else ["--no-progress"]
     return " ".join(shlex.quote(str(p)) for p in parts)
 
@@ -66,7 +67,9 @@ def summary_table(run: LabRun) -> str:
 def main(args: argparse.Namespace) -> int:
     cfg = LabConfig(quick=args.quick, seeds=_seeds(args.seeds), threads=_threads(args.threads),
                     progress=args.progress)
-    claims = _ids(args.claims) if args.claims else None
+    # `--claims ''` is a mistake, not "all claims": only a missing flag means all
+    claims = _ids(args.claims) if args.claims is not None else None
+    record.check_output_dir(args.out, "--out")  # before any claim runs
     run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args))
     print(summary_table(run))
     print(f"\nReport: {run.html_path.resolve()}\nNumbers: {run.json_path.resolve()}\n"

@@ -16,7 +16,9 @@ which missing files are downloaded from the public repository
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ __all__ = [
     "UCIDataset",
     "default_uci_cache",
     "download_uci",
+    "check_name",
     "load_uci",
 ]
 
@@ -81,6 +84,19 @@ class UCIDataset:
         return self.X[train], self.y[train], self.X[test], self.y[test]
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_name(name: object, arg: str = "name") -> str:
+    """A data set name must be a plain name (letters, digits, ``.``, ``_``, ``-``; no path):
+    it becomes a folder and file name under roots, caches and output folders."""
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise DropkitValueError(expected(
+            arg, "plain data set names (letters, digits, '.', '_', '-'; no '/' or '..')",
+            repr(name)))
+    return name
+
+
 def default_uci_cache() -> Path:
     """The download cache: ``$XDG_CACHE_HOME/dropkit/uci`` or ``~/.cache/dropkit/uci``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -123,6 +139,7 @@ def download_uci(
 
     Returns the data folder ``<root>/<name>/data``. Raises ``DropkitError`` when offline.
     """
+    check_name(name)
     root_path = Path(root).expanduser() if root is not None else default_uci_cache()
     folder = root_path / name / "data"
     url = f"{base_url.rstrip('/')}/{name}/data"
@@ -144,26 +161,32 @@ def _read_matrix(path: Path) -> np.ndarray:
         raise DropkitValueError(f"Missing file {path} (UCI layout: <root>/<name>/data/...).")
     rows: list[list[float]] = []
     width: int | None = None
-    with path.open() as handle:
-        for lineno, line in enumerate(handle, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            try:
-                row = [float(tok) for tok in tokens]
-            except ValueError:
-                bad = next(tok for tok in tokens if not _is_number(tok))
-                raise DropkitValueError(
-                    f"{path}, line {lineno}: non-numeric value {bad!r}."
-                ) from None
-            if width is None:
-                width = len(row)
-            elif len(row) != width:
-                raise DropkitValueError(
-                    f"{path}, line {lineno}: ragged row with {len(row)} values, "
-                    f"expected {width} like the first row."
-                )
-            rows.append(row)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DropkitValueError(
+            f"{path} is not a text file of numbers (byte {err.start} is not UTF-8 text)."
+        ) from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            row = [float(tok) for tok in tokens]
+        except ValueError:
+            bad = next(tok for tok in tokens if not _is_number(tok))
+            raise DropkitValueError(f"{path}, line {lineno}: non-numeric value {bad!r}.") from None
+        if not all(math.isfinite(v) for v in row):
+            bad = next(tok for tok, v in zip(tokens, row, strict=True) if not math.isfinite(v))
+            raise DropkitValueError(f"{path}, line {lineno}: non-finite value {bad!r}.")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise DropkitValueError(
+                f"{path}, line {lineno}: ragged row with {len(row)} values, "
+                f"expected {width} like the first row."
+            )
+        rows.append(row)
     if not rows:
         raise DropkitValueError(f"{path} is empty.")
     return np.asarray(rows, dtype=np.float64)
@@ -216,6 +239,7 @@ def load_uci(
     typo in an explicit root gives a "missing file" error instead of a download. Only the
     first ``n_splits`` splits are read when given.
     """
+    check_name(name)
     root_path, is_cache = _resolve_root(root)
     if download is None:
         download = is_cache
@@ -254,21 +278,40 @@ def load_uci(
                 f"(first: row {int(overlap[0])})."
             )
         splits.append((train, test))
+    y = data[:, int(target[0])].copy()
+    if np.all(y == y[0]):
+        raise DropkitValueError(
+            f"{folder / 'data.txt'}: the target column {int(target[0])} is constant ({y[0]:g}); "
+            "a regression benchmark needs a target that varies.")
+    rates = _read_vector(folder / "dropout_rates.txt")
+    if np.any((rates < 0) | (rates >= 1)):
+        raise DropkitValueError(f"{folder / 'dropout_rates.txt'}: dropout rates must be in "
+                                f"[0, 1), got {rates.tolist()}.")
+    taus = _read_vector(folder / "tau_values.txt")
+    if np.any(taus <= 0):
+        raise DropkitValueError(f"{folder / 'tau_values.txt'}: tau values must be positive, "
+                                f"got {taus.tolist()}.")
     return UCIDataset(
         name=name,
         X=np.ascontiguousarray(data[:, features]),
-        y=data[:, int(target[0])].copy(),
+        y=y,
         splits=tuple(splits),
         n_hidden=_read_int(folder / "n_hidden.txt"),
         n_epochs=_read_int(folder / "n_epochs.txt"),
-        dropout_rates=tuple(float(v) for v in _read_vector(folder / "dropout_rates.txt")),
-        tau_values=tuple(float(v) for v in _read_vector(folder / "tau_values.txt")),
+        dropout_rates=tuple(float(v) for v in rates),
+        tau_values=tuple(float(v) for v in taus),
         path=folder,
     )
 
 
-def split_names(names: str | Sequence[str]) -> list[str]:
-    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (helper for command lines)."""
-    if isinstance(names, str):
-        names = names.split(",")
-    return [n.strip() for n in names if n.strip()]
+def split_names(names: str | Sequence[str], arg: str = "datasets") -> list[str]:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (helper for command lines); at least
+    one name, each a plain name (``check_name``), none twice."""
+    parts = names.split(",") if isinstance(names, str) else list(names)
+    out = [n.strip() for n in parts if n.strip()]
+    if not out or len(set(out)) != len(out):
+        raise DropkitValueError(expected(arg, "comma-separated data set names, each once",
+                                         repr(names)))
+    for n in out:
+        check_name(n, arg)
+    return out

@@ -14,6 +14,7 @@ import copy
 import torch
 from torch import nn
 
+from dropkit._validate import check_finite
 from dropkit.diagnose._borrow import (
     check_model,
     flags_restored,
@@ -21,7 +22,7 @@ from dropkit.diagnose._borrow import (
     forward_batches,
 )
 from dropkit.diagnose.variance import require_batchnorm
-from dropkit.errors import DropkitTypeError, expected
+from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 
 
 def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
@@ -39,7 +40,8 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
 
     Returns:
         The corrected model (a copy unless ``inplace``), with the same training flags and
-        BatchNorm momentum as ``model``. On error nothing of ``model`` has changed.
+        BatchNorm momentum as ``model``. On error nothing of ``model`` has changed; data that
+        gives non-finite statistics (NaN or infinite inputs) is an error.
 
     Example:
         >>> import torch
@@ -54,6 +56,8 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
     if not isinstance(inplace, bool):
         raise DropkitTypeError(expected("inplace", "a bool", repr(inplace)))
     require_batchnorm(model)
+    if isinstance(data, torch.Tensor) and data.is_floating_point():
+        check_finite("data", data)  # NaN here would become the model's running statistics
     if inplace:
         work = model
     else:
@@ -64,7 +68,8 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
                 "model", "a deep-copyable module (or pass inplace=True)",
                 f"{type(model).__name__}, whose deepcopy raised {type(exc).__name__}: {exc}"
             )) from exc
-    layers = [bn for _, bn in require_batchnorm(work)]
+    named = require_batchnorm(work)
+    layers = [bn for _, bn in named]
     saved = [(bn, bn.momentum, {k: v.clone() for k, v in bn.named_buffers(recurse=False)
                                 if v is not None})
              for bn in layers]
@@ -78,6 +83,16 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
                 bn.momentum = None  # cumulative average: every batch weighs the same
                 bn.training = True
             forward_batches(work, data, batch_size)
+        # batches from an iterable are only seen here: a non-finite statistic is rejected
+        # (and the old ones given back below) rather than written into the model
+        bad = [name or type(bn).__name__ for name, bn in named
+               if any(v is not None and v.is_floating_point() and not bool(v.isfinite().all())
+                      for v in (bn.running_mean, bn.running_var))]
+        if bad:
+            raise DropkitValueError(expected(
+                "data", "batches that give finite BatchNorm statistics",
+                f"NaN or infinite running statistics in {', '.join(bad)} (non-finite inputs, "
+                "or activations that overflow)"))
         ok = True
     finally:
         for bn, momentum, buffers in saved:

@@ -12,7 +12,6 @@ import importlib.metadata
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 
 from dropkit._validate import check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
+from dropkit.experiments import record
 from dropkit.lab.base import VERDICTS, ClaimResult, Figure, LabConfig
 
 #: Claim id -> module (under ``dropkit.lab`` unless the name contains a dot), in report order.
@@ -134,36 +134,10 @@ def claim_record(result: ClaimResult) -> dict[str, Any]:
     return record
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def environment(threads: int) -> dict[str, Any]:
-    """Library versions and hardware, as written into ``results.json``."""
-    import numpy
-
-    from dropkit import __version__
-
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "numpy": numpy.__version__, "dropkit": __version__}
-    for extra in ("matplotlib", "scikit-learn", "tqdm"):
-        try:  # the installed version, without importing the package
-            versions[extra] = importlib.metadata.version(extra)
-        except importlib.metadata.PackageNotFoundError:
-            versions[extra] = None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        usable = os.cpu_count()
-    hardware = {"cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
-                "threads": threads, "platform": platform.platform()}
-    return {"versions": versions, "hardware": hardware}
+    """Library versions and hardware, as written into ``results.json``
+    (``dropkit.experiments.record.environment``)."""
+    return record.environment(threads)
 
 
 def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None,
@@ -171,7 +145,9 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
             registry: Mapping[str, str] = CLAIMS) -> LabRun:
     """Run ``claims`` (default: all of ``registry``, in its order) and write the report.
 
-    Writes ``<out>/results.json`` and ``<out>/index.html``. Torch runs with ``cfg.threads``
+    Writes ``<out>/results.json`` and ``<out>/index.html`` as one set (either both new or
+    both old if interrupted; ``dropkit.experiments.record``); ``out`` is checked writable
+    before any claim runs. Torch runs with ``cfg.threads``
     threads; the caller's setting is restored afterwards. A claim that raises is recorded as
     failed (traceback on stderr and in the report) and the next claim runs.
     """
@@ -183,8 +159,8 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
         raise DropkitValueError(expected("cfg.seeds", "a non-empty tuple of ints >= 0",
                                          repr(cfg.seeds)))
     ids = select_claims(claims, registry)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # before any claim runs: a folder that cannot take the results fails now, not in an hour
+    out_dir = record.check_output_dir(out, "out")
     command = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
 
     from tqdm.auto import tqdm
@@ -205,7 +181,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
                 try:
                     module = importlib.import_module(_module_name(registry[claim_id]))
                     result = _check_result(module.run(cfg), claim_id)
-                    record = claim_record(result)
+                    claim_json = claim_record(result)
                 except Exception as err:  # recorded, printed and reported, never swallowed
                     tb = traceback.format_exc()
                     print(f"dropkit lab: claim {claim_id!r} failed:\n{tb}", file=sys.stderr)
@@ -213,7 +189,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
                                                time.perf_counter() - t0))
                     continue
                 results.append(result)
-                records.append(record)
+                records.append(claim_json)
                 figures[claim_id] = list(result.figures)
     finally:
         torch.set_num_threads(previous_threads)
@@ -228,11 +204,12 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
         "wall_seconds": seconds,
         **environment(cfg.threads),
     }
-    json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-
     from dropkit.report.html import render_html
 
-    html_path = out_dir / "index.html"
-    html_path.write_text(render_html(document, figures), encoding="utf-8")
+    json_path, html_path = out_dir / "results.json", out_dir / "index.html"
+    # one set: an interrupted run leaves the old results.json AND index.html, or both new
+    record.write_result_set(out_dir, {
+        json_path.name: json.dumps(document, indent=2, allow_nan=False) + "\n",
+        html_path.name: render_html(document, figures),
+    })
     return LabRun(results, failed, document, out_dir, html_path, json_path, seconds, figures)

@@ -1,0 +1,75 @@
+"""`dropkit lab` output: --out problems and `--claims ''` fail before any claim runs; the two
+files are one set (a failure while writing leaves the old pair)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dropkit.cli import main
+from dropkit.errors import DropkitValueError
+from dropkit.lab import LabConfig, run_lab
+from tests import lab_fake_claims
+
+
+@pytest.fixture()
+def fake_claims() -> Iterator[None]:
+    from dropkit.lab import runner
+
+    saved = dict(runner.CLAIMS)
+    lab_fake_claims.install("new")
+    yield
+    runner.CLAIMS.clear()
+    runner.CLAIMS.update(saved)
+    for name in [m for m in sys.modules if m.split(".")[0] == "fake_claims"]:
+        del sys.modules[name]
+
+
+def _lab(out: Path, *extra: str) -> int:
+    return main(["lab", "--out", str(out), "--seeds", "0", "--no-progress", *extra])
+
+
+def test_empty_claims_is_an_error_not_all_claims(tmp_path: Path, fake_claims: None,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert _lab(tmp_path / "out", "--claims", "") == 2
+    err = capsys.readouterr().err
+    assert "Expected argument `--claims`" in err and "ran" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_cannot_take_the_results_fails_before_any_claim(
+        tmp_path: Path, fake_claims: None, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, words in ((a_file, "a folder (or a path to create one)"),
+                       (a_file / "sub", "a writable folder"),
+                       (Path("/sys"), "a writable folder")):  # /sys: read-only even for root
+        assert _lab(out) == 2
+        err = capsys.readouterr().err
+        assert f"Expected argument `--out` to be {words}, but got '{out}'" in err, err
+        assert "claim fake-a ran" not in err and "Traceback" not in err
+    with pytest.raises(DropkitValueError, match="Expected argument `out` to be a folder"):
+        run_lab(LabConfig(progress=False), out=a_file)
+
+
+def test_a_failure_while_writing_leaves_the_old_pair(
+        tmp_path: Path, fake_claims: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert _lab(out) == 0
+    old = {name: (out / name).read_bytes() for name in ("results.json", "index.html")}
+    assert json.loads(old["results.json"])["claims"][0]["key_number"] == "run new"
+    assert b"run new" in old["index.html"]
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("the page could not be drawn")
+
+    monkeypatch.setattr("dropkit.report.html.render_html", broken)
+    lab_fake_claims.install("newer")
+    with pytest.raises(RuntimeError, match="could not be drawn"):
+        _lab(out)
+    assert {name: (out / name).read_bytes() for name in old} == old  # not a new json
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "results.json"]
