@@ -41,14 +41,14 @@ def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
     """Batches of model inputs from a tensor (split in rows) or an iterable of batches.
 
     An iterable may yield tensors or ``(x, y, ...)`` tuples/lists, of which ``x`` is used
-    (a DataLoader over a TensorDataset works as is). Every batch must be finite.
+    (a DataLoader over a TensorDataset works as is).
     """
     batch_size = check_positive_int("batch_size", batch_size)
     if isinstance(data, torch.Tensor):
         if data.dim() == 0 or data.shape[0] == 0:
             raise DropkitValueError(expected("data", "a non-empty batch (B >= 1 rows)",
                                              _describe(data)))
-        yield from (_finite(x) for x in data.split(batch_size))
+        yield from data.split(batch_size)
         return
     if not isinstance(data, Iterable):
         raise DropkitTypeError(expected("data", "a tensor or an iterable of batches",
@@ -60,17 +60,9 @@ def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
             raise DropkitTypeError(expected("data", "batches of tensors or (x, y) pairs",
                                             f"a batch of {type(x).__name__}"))
         n += 1
-        yield _finite(x)
+        yield x
     if n == 0:
         raise DropkitValueError(expected("data", "at least one batch", "an empty iterable"))
-
-
-def _finite(x: torch.Tensor) -> torch.Tensor:
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise DropkitValueError(expected(
-            "data", "finite values", f"a batch with {int(torch.isnan(x).sum())} NaN and "
-            f"{int(torch.isinf(x).sum())} infinite entries"))
-    return x
 
 
 def forward_error(exc: BaseException, example: object) -> DropkitValueError:
