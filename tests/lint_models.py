@@ -268,6 +268,12 @@ def mlp(p: float | None = 0.2) -> nn.Sequential:
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), *drop, nn.Linear(16, 4))
 
 
+def placeholder_and_live() -> nn.Sequential:
+    """A live dropout and a p=0 placeholder (timm's ``drop_rate=0.`` beside a set rate)."""
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Dropout(0.0),
+                         nn.Linear(16, 4))
+
+
 # Factories for the CLI.
 def vgg_factory() -> nn.Module:
     return vgg_like()
