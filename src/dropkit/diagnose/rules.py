@@ -369,6 +369,7 @@ def no_dropout(ctx: Context) -> list[Finding]:
         detail = ("its dropout with a rate > 0 depends on flags mc_mode does not switch ("
                   + ", ".join(sorted(_where(p) for p in rates.off))
                   + "; see uncontrollable-dropout)")
+        related = tuple(sorted(rates.off))
     elif ctx.discovery.uncontrollable:
         detail = "mc_mode cannot switch its dropout (see uncontrollable-dropout)"
     elif rates.zero:
