@@ -233,7 +233,8 @@ def rate_sites(ctx: Context) -> RateSites:
         kind = "attention dropout" if attention else n.name + "()"
         what = type(module).__name__ if n.dropout_kind == "module" else (
             f"{kind} in {type(module).__name__}")
-        if rate is not None and rate.p > 0:
+        # A flag mc_mode switched on ran the configured rate: then the run is the truth.
+        if rate is not None and rate.p > 0 and n.path not in ctx.discovery.switch_on:
             off[n.path] = (what, rate)
         elif rate is not None or n.dropout_kind == "module":
             zero[n.path] = what  # an unreadable rate that ran as 0 may be gated: no claim
