@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dropkit.diagnose import lint
+from dropkit.diagnose.rates import configured_rate
 from dropkit.mc.discover import find_dropout
 
 IDS = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
@@ -83,3 +84,11 @@ def test_torchvision_densenet_one_finding_per_dropout_site():
     assert {f.path: set(f.related) for f in result} == expected
     for f in result:
         assert all(bn in f.message for bn in f.related)
+
+
+def test_stochastic_depth_rates_are_read():
+    # the sites the inspection rewrite reports as "stochastic_depth": their rate, from the model
+    timm = pytest.importorskip("timm")
+    torchvision = pytest.importorskip("torchvision")
+    assert configured_rate(timm.layers.DropPath(0.15)).p == 0.15
+    assert configured_rate(torchvision.ops.StochasticDepth(0.2, "row")).p == 0.2

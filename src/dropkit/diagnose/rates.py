@@ -10,10 +10,11 @@ Where the rate is read from, in order:
 
 * a dropout module: its ``p``; ``nn.MultiheadAttention``: its ``dropout``;
 * the module's own source: the expression it passes as a dropout rate (``p`` of an
-  ``F.dropout*`` call, ``dropout=`` / ``dropout_p=`` of any call), evaluated as under MC dropout
-  (``self.training`` taken as True) with attribute reads only: ``self.attention_dropout``,
-  ``self.dropout.p``, ``self.config.attention_dropout``;
-* else a number attribute of the module whose name holds ``drop`` (``self.drop_rate``).
+  ``F.dropout*`` or ``drop_path`` call, ``dropout=`` / ``dropout_p=`` of any call), evaluated
+  as under MC dropout (``self.training`` taken as True) with attribute reads only:
+  ``self.attention_dropout``, ``self.dropout.p``, ``self.config.attention_dropout``;
+* else a number attribute of the module named ``p`` or whose name holds ``drop``
+  (``self.drop_rate``; torchvision's ``StochasticDepth.p``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Rate:
 def _is_dropout_call(call: ast.Call) -> bool:
     f = call.func
     name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-    return "dropout" in name.lower()
+    return "drop" in name.lower()  # F.dropout*, and drop_path(x, self.drop_prob, ...)
 
 
 @functools.lru_cache(maxsize=512)
@@ -141,6 +142,5 @@ def configured_rate(module: nn.Module, *, attention: bool = False) -> Rate | Non
             rates.append(Rate(p, text.replace(me + ".", "self.", 1)))
     if not exprs:  # no rate in the source (or none readable): a number attribute, if any
         rates = [Rate(p, f"self.{name}") for name, value in vars(module).items()
-                 if "drop" in name.lower() and not name.startswith("_")
-                 and (p := _number(value)) is not None]
+                 if (name == "p" or "drop" in name.lower()) and (p := _number(value)) is not None]
     return max(rates, key=lambda r: r.p, default=None)
