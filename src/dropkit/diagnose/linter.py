@@ -34,6 +34,11 @@ def lint(model: nn.Module, example_input: object = None, *, method: str = "auto"
         A `LintResult`: the findings (errors, then warnings, then infos), the method used and
         the dataflow of each dropout site.
 
+    Rates are the ones the model is configured with (`dropkit.diagnose.rates`), so attention
+    that ran with p=0 only because mc_mode left its flag off is not called p=0; p=0
+    placeholders are one ``info`` finding. Normalisations written by hand count as norms
+    (`dropkit.diagnose.handnorm`).
+
     Example:
         >>> import torch
         >>> from dataclasses import replace
