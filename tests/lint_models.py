@@ -268,6 +268,174 @@ def mlp(p: float | None = 0.2) -> nn.Sequential:
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), *drop, nn.Linear(16, 4))
 
 
+class Rescale(nn.Module):
+    """Llama's and T5's RMSNorm written by hand (``T5LayerNorm``, ``LlamaRMSNorm``), under a
+    name that says nothing about norms: x * rsqrt(mean(x^2) + eps) * w."""
+
+    def __init__(self, d: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
+        x = x * torch.rsqrt(variance + self.eps)
+        return self.weight * x
+
+
+class Standardize(nn.Module):
+    """LayerNorm written by hand: (x - mean) / sqrt(var + eps) * w + b."""
+
+    def __init__(self, d: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
+        return (x - mu) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: x scaled by a gate computed from its own mean through two layers
+    (a statistic of x, but not a normalisation)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, 4, 1), nn.Conv2d(4, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+NORMS: dict[str, type[nn.Module]] = {"hand-rms": Rescale, "hand-layer": Standardize,
+                                     "torch-rms": nn.RMSNorm}
+
+
+class T5Attention(nn.Module):
+    """T5's attention without its dropout: softmax(q k^T) v, keys and values from ``kv``."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.q(x) @ self.k(kv).transpose(1, 2), dim=-1)  # (B, T, T_kv)
+        return self.o(w @ self.v(kv))
+
+
+class T5Block(nn.Module):
+    """T5's block: pre-norm sub-layers, dropout on each sub-layer's output before the add (the
+    decoder adds cross-attention on the encoder output). ``stream`` adds a (wrong) dropout on
+    the block's output sum."""
+
+    def __init__(self, d: int, norm: str, cross: bool, stream: bool = False) -> None:
+        super().__init__()
+        self.norm1, self.attn, self.drop1 = NORMS[norm](d), T5Attention(d), nn.Dropout(0.1)
+        self.cross = nn.ModuleList([NORMS[norm](d), T5Attention(d), nn.Dropout(0.1)]) \
+            if cross else None
+        self.norm3, self.drop3 = NORMS[norm](d), nn.Dropout(0.1)
+        self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Dropout(0.1),
+                                nn.Linear(2 * d, d))
+        self.stream = nn.Dropout(0.1) if stream else None
+
+    def forward(self, h: torch.Tensor, enc: torch.Tensor | None) -> torch.Tensor:
+        x = self.norm1(h)
+        h = h + self.drop1(self.attn(x, x))
+        if self.cross is not None and enc is not None:
+            norm, attn, drop = self.cross
+            h = h + drop(attn(norm(h), enc))
+        h = h + self.drop3(self.ff(self.norm3(h)))
+        return self.stream(h) if self.stream is not None else h
+
+
+class T5Stack(nn.Module):
+    """Embeddings -> dropout -> blocks -> final_layer_norm -> the same dropout again (T5 reuses
+    its one ``dropout`` module for the embeddings and the stack's output)."""
+
+    def __init__(self, vocab: int, d: int, norm: str, cross: bool, stream: bool) -> None:
+        super().__init__()
+        self.embed_tokens, self.dropout = nn.Embedding(vocab, d), nn.Dropout(0.1)
+        self.block = nn.ModuleList([T5Block(d, norm, cross, stream) for _ in range(2)])
+        self.final_layer_norm = NORMS[norm](d)
+
+    def forward(self, ids: torch.Tensor, enc: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.dropout(self.embed_tokens(ids))
+        for block in self.block:
+            h = block(h, enc)
+        return self.dropout(self.final_layer_norm(h))
+
+
+class T5Like(nn.Module):
+    """T5 for generation in miniature: the encoder's output (after final norm and dropout) feeds
+    the decoder's cross-attention, whose own residual adds then read it; an lm_head on top."""
+
+    def __init__(self, norm: str = "hand-rms", vocab: int = 32, d: int = 16,
+                 stream: bool = False) -> None:
+        super().__init__()
+        self.encoder = T5Stack(vocab, d, norm, False, stream)
+        self.decoder = T5Stack(vocab, d, norm, True, stream)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids: torch.Tensor, decoder_ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.decoder(decoder_ids, self.encoder(ids)))
+
+
+def _eager_attention(module: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     dropout: float = 0.0) -> torch.Tensor:
+    """Hugging Face's ``eager_attention_forward``: a function outside the attention class."""
+    w = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+    return F.dropout(w, p=dropout, training=module.training) @ v
+
+
+def _sdpa_attention(module: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    dropout: float = 0.0) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+
+
+class HFAttention(nn.Module):
+    """Hugging Face's attention (Llama, T5, BERT): the rate goes to an attention function as
+    ``dropout=0.0 if not self.training else self.attention_dropout``, so it is 0 while this
+    module's flag is off (mc_mode does not switch it today)."""
+
+    def __init__(self, d: int, attention_dropout: float, impl: str = "eager") -> None:
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(d, d) for _ in range(3))
+        self.attention_dropout, self.impl = attention_dropout, impl
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attend = _eager_attention if self.impl == "eager" else _sdpa_attention
+        return attend(self, self.q(x), self.k(x), self.v(x),
+                      dropout=0.0 if not self.training else self.attention_dropout)
+
+
+class HFEncoder(nn.Module):
+    """BERT in miniature: embeddings -> LayerNorm -> dropout, then post-norm layers whose
+    attention is `HFAttention`; ``hidden_dropout=None`` leaves the dropout modules out."""
+
+    def __init__(self, attention_dropout: float = 0.1, hidden_dropout: float | None = 0.1,
+                 impl: str = "eager", vocab: int = 32, d: int = 16) -> None:
+        super().__init__()
+        self.embed, self.ln = nn.Embedding(vocab, d), nn.LayerNorm(d)
+        hidden = (lambda: nn.Dropout(hidden_dropout)) if hidden_dropout is not None \
+            else nn.Identity
+        self.dropout = hidden()
+        self.attn = nn.ModuleList([HFAttention(d, attention_dropout, impl) for _ in range(2)])
+        self.out = nn.ModuleList([nn.Sequential(nn.Linear(d, d), hidden()) for _ in range(2)])
+        self.norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(2)])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.ln(self.embed(ids)))
+        for attn, out, norm in zip(self.attn, self.out, self.norm, strict=True):
+            h = norm(h + out(attn(h)))
+        return h
+
+
+def placeholder_and_live() -> nn.Sequential:
+    """A live dropout and a p=0 placeholder (timm's ``drop_rate=0.`` beside a set rate)."""
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Dropout(0.0),
+                         nn.Linear(16, 4))
+
+
 # Factories for the CLI.
 def vgg_factory() -> nn.Module:
     return vgg_like()

@@ -19,6 +19,7 @@ from lint_models import (
     layernorm_dropout,
     logits_dropout,
     mlp,
+    placeholder_and_live,
     transformer_encoder,
     vgg_like,
 )
@@ -56,7 +57,9 @@ CASES = {
     "dropout-after-layernorm": (
         [(layernorm_dropout, VEC, {"2"})], [(GPT, TOK), (transformer_encoder, SEQ)],
     ),
-    "dead-dropout": ([(lambda: mlp(0.0), VEC, {"2"})], [(mlp, VEC), (GPT, TOK)]),
+    # one grouped info at the sites' common path; alone, it also says MC dropout is impossible
+    "dead-dropout": ([(lambda: mlp(0.0), VEC, {"2"}), (placeholder_and_live, VEC, {"3"})],
+                     [(mlp, VEC), (GPT, TOK)]),
     "high-rate-conv-dropout": (
         [(conv_dropout, IMG, {"2"}), (lambda: conv_dropout(0.5, nn.Dropout2d), IMG, {"2"})],
         [(lambda: conv_dropout(0.2), IMG), (alexnet_head, IMG), (vgg_like, IMG)],
@@ -66,10 +69,10 @@ CASES = {
         [(FunctionalDropout, VEC), (IfGatedDropout, VEC), (GPT, TOK),
          (lambda: ResNet("stream"), IMG)],
     ),
+    # p=0-only models are said once, by dead-dropout (not also "no dropout at all")
     "no-dropout": (
-        [(lambda: mlp(None), VEC, {""}), (lambda: mlp(0.0), VEC, {""}),
-         (HardCodedDropout, VEC, {""})],
-        [(mlp, VEC), (FunctionalDropout, VEC), (GPT, TOK)],
+        [(lambda: mlp(None), VEC, {""}), (HardCodedDropout, VEC, {""})],
+        [(mlp, VEC), (FunctionalDropout, VEC), (GPT, TOK), (lambda: mlp(0.0), VEC)],
     ),
 }
 
@@ -103,8 +106,12 @@ def test_severities_and_fields():
     assert "hard-coded on" in result[0].message and "line" in result[0].message
     assert "mc_mode cannot switch its dropout" in result[1].message
     assert "has no dropout at all" in lint(mlp(None), VEC)[0].message
-    [dead] = lint(mlp(0.0), VEC, select=["no-dropout"])
-    assert "only controllable dropout has p=0" in dead.message
+    [dead] = lint(mlp(0.0), VEC, select=["no-dropout"])  # alone, no-dropout says it: an info
+    assert (dead.severity, dead.related) == ("info", ("2",))
+    assert "its only dropout has p=0" in dead.message
+    [dead] = lint(mlp(0.0), VEC)
+    assert (dead.rule, dead.path, dead.severity, dead.related) == ("dead-dropout", "2", "info",
+                                                                   ("2",))
     assert lint(SharedFlagDropout(), VEC)[0].severity == "warning"
     assert lint(GPT(), TOK)[0].severity == "info"
     for make, x in ((DenseBlock, IMG), (GPT, TOK), (logits_dropout, VEC), (lambda: mlp(0.0), VEC)):
@@ -127,7 +134,7 @@ def test_exit_code_follows_severity():
 def test_static_rules_without_an_example_input():
     result = lint(mlp(0.0))
     assert result.method == "none" and result.flows == []
-    assert result.rules() == {"dead-dropout", "no-dropout"}
+    assert [(f.rule, f.path, f.severity) for f in result] == [("dead-dropout", "2", "info")]
     assert lint(conv_dropout(0.5, nn.Dropout2d)).rules() == {"high-rate-conv-dropout"}
 
 

@@ -29,9 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "lint", help="find misplaced dropout in a model (exit 1 on warnings or errors)",
         description="Builds the model from FACTORY, runs one forward pass on an example input "
         "and reports dropout placement problems: dropout before BatchNorm, on the residual "
-        "stream, on embeddings or logits, after LayerNorm, p=0, high rates on conv feature "
-        "maps, dropout MC dropout cannot control, and no dropout at all. Exit code 1 when any "
-        "finding is a warning or an error, 0 otherwise, 2 on bad usage.")
+        "stream, on embeddings or logits, after LayerNorm, high rates on conv feature maps, "
+        "dropout MC dropout cannot control, and no dropout at all; p=0 placeholders (timm and "
+        "Hugging Face defaults) are one info finding. Exit code 1 when any finding is a "
+        "warning or an error, 0 otherwise, 2 on bad usage.")
     p.add_argument("factory", metavar="FACTORY",
                    help="package.module:callable returning an nn.Module or (module, input)")
     p.add_argument("--input-shape", default=None, metavar="SHAPE",

@@ -22,6 +22,8 @@ class Finding:
         message: what was found and why it matters.
         fix: what to do about it.
         reference: where the advice comes from (paper, architecture), or ``""``.
+        related: the other module paths the finding is about, also named in the message: the
+            BatchNorm layers a dropout reaches, the sites of a grouped p=0 finding.
     """
 
     rule: str
@@ -30,6 +32,7 @@ class Finding:
     message: str
     fix: str
     reference: str = ""
+    related: tuple[str, ...] = ()
 
 
 @dataclass

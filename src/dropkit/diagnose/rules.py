@@ -1,13 +1,15 @@
 """The lint rules: one function per rule, each ``rule(ctx) -> list[Finding]``.
 
 Rules that read the dataflow see only dropout that ran in the forward pass (as under
-`dropkit.mc_mode`); the rules on rates and control read `find_dropout`'s static discovery too.
+`dropkit.mc_mode`); the rules on rates and control read `find_dropout`'s static discovery too,
+and the rates the model is configured with (`configured_rate`): a call that ran with p=0
+because mc_mode could not switch its flag is not a p=0 site.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -15,6 +17,7 @@ from dropkit.diagnose import references as ref
 from dropkit.diagnose.categories import PASS_THROUGH
 from dropkit.diagnose.findings import Finding
 from dropkit.diagnose.graph import Dataflow, Node
+from dropkit.diagnose.rates import Rate, configured_rate
 from dropkit.errors import NoDropoutError
 from dropkit.mc.discover import Discovery
 from dropkit.mc.mode import require_dropout
@@ -22,11 +25,13 @@ from dropkit.mc.mode import require_dropout
 
 @dataclass(frozen=True)
 class Context:
-    """What the rules read: the model, its static dropout discovery and (maybe) its dataflow."""
+    """What the rules read: the model, its static dropout discovery, (maybe) its dataflow, and
+    the ids of the rules that run (so two rules never say the same thing twice)."""
 
     model: nn.Module
     discovery: Discovery
     flow: Dataflow | None
+    selected: frozenset[str] = field(default_factory=frozenset)
 
 
 def _where(path: str) -> str:
@@ -63,19 +68,28 @@ def dropout_before_batchnorm(ctx: Context) -> list[Finding]:
                 elif node.op in PASS_THROUGH or node.op == "dropout":
                     step = via + ((node.describe(),) if node.op in ("linear", "conv") else ())
                     frontier.append((u, step))
-        for bn, via in hits:
-            route = "directly" if not via else "through " + ", ".join(via)
-            out.append(Finding(
-                "dropout-before-batchnorm", d.path, "warning",
-                f"{_label(d)} feeds BatchNorm {_where(bn.path)} {route}. BatchNorm's running "
-                "variance is learned with dropout on; at inference dropout is off, the input "
-                "variance shifts and BatchNorm normalizes with the wrong statistics (MC dropout "
-                "keeps dropout on and is not affected).",
-                "move the dropout after the last BatchNorm (e.g. into the classifier head), or "
-                "after training re-estimate the statistics with dropout off: "
-                "dropkit.recalibrate_bn(model, data); measure it with "
-                "dropkit.diagnose.variance_shift(model, data)",
-                ref.LI_2019))
+        if not hits:
+            continue
+        # One finding per dropout site, naming every BatchNorm it reaches (DenseNet's concatenated
+        # features reach dozens).
+        reached = [(_where(bn.path), "directly" if not via else "through " + ", ".join(via))
+                   for bn, via in hits]
+        if len(reached) == 1:
+            what = f"BatchNorm {reached[0][0]} {reached[0][1]}"
+        else:
+            what = f"{len(reached)} BatchNorm layers: " + ", ".join(
+                f"{bn} ({route})" for bn, route in reached)
+        out.append(Finding(
+            "dropout-before-batchnorm", d.path, "warning",
+            f"{_label(d)} feeds {what}. BatchNorm's running "
+            "variance is learned with dropout on; at inference dropout is off, the input "
+            "variance shifts and BatchNorm normalizes with the wrong statistics (MC dropout "
+            "keeps dropout on and is not affected).",
+            "move the dropout after the last BatchNorm (e.g. into the classifier head), or "
+            "after training re-estimate the statistics with dropout off: "
+            "dropkit.recalibrate_bn(model, data); measure it with "
+            "dropkit.diagnose.variance_shift(model, data)",
+            ref.LI_2019, tuple(bn.path for bn, _ in hits)))
     return out
 
 
@@ -93,9 +107,13 @@ def dropout_on_residual_stream(ctx: Context) -> list[Finding]:
     for d in _live(flow):
         assert flow is not None
         before = [flow.nodes[i] for i in flow.nearest(d.index, forward=False, skip=look)]
-        # The stream goes on when the dropped sum is the skip input of a later residual add.
-        later = [n for n in flow.nodes[d.index + 1:] if _residual_add(flow, n)
-                 and d.index in flow.ancestors(n.index)]
+        # The stream goes on when the dropped sum is the skip input of a later residual add:
+        # reached through reshapes and elementwise ops only, not through a layer that reads it
+        # (T5's encoder output feeds the decoder's cross-attention, not its stream). Norms stop
+        # the walk back, hand-written ones included (`mark_hand_norms`): dropout(norm(x + f(x)))
+        # is a final norm's output, not the stream.
+        later = [i for i in flow.nearest(d.index, forward=True, skip=look + ("dropout",))
+                 if _residual_add(flow, flow.nodes[i])]
         if later and any(_residual_add(flow, b) for b in before):
             out.append(Finding(
                 "dropout-on-residual-stream", d.path, "warning",
@@ -186,17 +204,84 @@ def dropout_after_layernorm(ctx: Context) -> list[Finding]:
     return out
 
 
+@dataclass(frozen=True)
+class RateSites:
+    """Sites by configured rate: ``zero`` configured p=0 (placeholders), ``off`` configured
+    p > 0 that ran with p=0 because mc_mode does not switch the flag their rate depends on.
+    Both map a path to what is there (``"Dropout"``, ``"attention dropout in LlamaAttention"``).
+    """
+
+    zero: dict[str, str]
+    off: dict[str, tuple[str, Rate]]
+
+
+def rate_sites(ctx: Context) -> RateSites:
+    """Sites with p=0 in discovery or the dataflow, each checked against its configured rate."""
+    zero = {s.path: s.module_type for s in ctx.discovery.sites if s.p == 0.0}
+    off: dict[str, tuple[str, Rate]] = {}
+    for n in ctx.flow.nodes if ctx.flow is not None else []:
+        ran_zero = n.dropout_kind is not None and n.p == 0.0
+        # attention with its dropout_p 0 (SDPA) or dropout 0 (nn.MultiheadAttention)
+        attention = n.op == "attention" and n.dropout_kind is None
+        if not (ran_zero or attention) or n.path in zero or n.path in off:
+            continue
+        try:
+            module = ctx.model.get_submodule(n.path)
+        except AttributeError:
+            continue
+        rate = configured_rate(module, attention=attention)
+        kind = "attention dropout" if attention else n.name + "()"
+        what = type(module).__name__ if n.dropout_kind == "module" else (
+            f"{kind} in {type(module).__name__}")
+        # A flag mc_mode switched on ran the configured rate: then the run is the truth.
+        if rate is not None and rate.p > 0 and n.path not in ctx.discovery.switch_on:
+            off[n.path] = (what, rate)
+        elif rate is not None or n.dropout_kind == "module":
+            zero[n.path] = what  # an unreadable rate that ran as 0 may be gated: no claim
+    return RateSites(zero, off)
+
+
+def _mc_possible(ctx: Context) -> bool:
+    try:
+        require_dropout(ctx.discovery)
+    except NoDropoutError:
+        return False
+    return True
+
+
+def _common_path(paths: list[str]) -> str:
+    parts = [p.split(".") for p in paths]
+    common = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
+
+
+def _listing(sites: dict[str, str]) -> str:
+    return ", ".join(f"{what} at {_where(path)}" for path, what in sorted(sites.items()))
+
+
 def dead_dropout(ctx: Context) -> list[Finding]:
-    """Dropout with p = 0: it does nothing, in training or under MC dropout."""
-    paths = {s.path: s.module_type for s in ctx.discovery.sites if s.p == 0.0}
-    if ctx.flow is not None:
-        paths.update({n.path: n.name for n in ctx.flow.dropout_nodes if n.p == 0.0})
+    """Dropout configured with p = 0: placeholders (timm, Hugging Face defaults), one info."""
+    zero = rate_sites(ctx).zero
+    if not zero:
+        return []
+    n = len(zero)
+    sites = f"{n} dropout site{'s' if n > 1 else ''} with p=0 ({_listing(zero)})"
+    if _mc_possible(ctx):
+        message = (f"{sites}: placeholders that drop nothing, in training or under MC dropout; "
+                   "the model's other dropout is live.")
+    else:
+        message = (f"the model's only dropout has p=0: {sites}. It drops nothing, so it neither "
+                   "regularizes nor gives MC dropout any randomness: MC dropout is impossible "
+                   "until a rate > 0 is set and trained with.")
     return [Finding(
-        "dead-dropout", path, "warning",
-        f"{name} at {_where(path)} has p=0: it never drops anything, so it neither regularizes "
-        "nor gives MC dropout any randomness.",
-        "set the rate you meant (e.g. p=0.1) or remove the layer", "")
-        for path, name in sorted(paths.items())]
+        "dead-dropout", _common_path(list(zero)), "info", message,
+        "nothing to fix if intended (timm and Hugging Face configs default rates to 0); to use "
+        "it set the rate (e.g. drop_rate=0.1 or nn.Dropout(0.1)) and train or fine-tune", "",
+        tuple(sorted(zero)))]
 
 
 def _conv_map(flow: Dataflow, d: Node) -> bool:
@@ -244,6 +329,17 @@ def uncontrollable_dropout(ctx: Context) -> list[Finding]:
             "gates nothing else, or use a dropout module (torch.nn.Dropout, dropkit.nn.Dropout)",
             ref.GAL_2016))
     known = {s.path for s in ctx.discovery.sites}
+    for path, (what, rate) in sorted(rate_sites(ctx).off.items()):
+        if path in known:
+            continue
+        out.append(Finding(
+            "uncontrollable-dropout", path, "info",
+            f"{what} at {_where(path)} is configured with p={rate.p:g} ({rate.source}) but ran "
+            "with p=0: its rate depends on this module's training flag, which mc_mode does not "
+            "switch, so under MC dropout it stays off (in training it drops as configured).",
+            "nothing to fix for training; MC dropout draws on the model's other dropout. To "
+            "include this one, gate the rate by a module whose flag gates nothing else, or "
+            "use a dropout module", ref.GAL_2016))
     if ctx.flow is not None:
         for n in _live(ctx.flow, ("functional", "attention")):
             if n.path not in known:
@@ -266,23 +362,32 @@ def uncontrollable_dropout(ctx: Context) -> list[Finding]:
 
 def no_dropout(ctx: Context) -> list[Finding]:
     """No controllable dropout with p > 0: MC dropout is impossible."""
-    try:
-        require_dropout(ctx.discovery)
-    except NoDropoutError:
-        found = ctx.discovery
+    if _mc_possible(ctx):
+        return []
+    rates = rate_sites(ctx)
+    severity, related = "warning", ()
+    if rates.off:
+        detail = ("its dropout with a rate > 0 depends on flags mc_mode does not switch ("
+                  + ", ".join(sorted(_where(p) for p in rates.off))
+                  + "; see uncontrollable-dropout)")
+        related = tuple(sorted(rates.off))
+    elif ctx.discovery.uncontrollable:
+        detail = "mc_mode cannot switch its dropout (see uncontrollable-dropout)"
+    elif rates.zero:
+        if "dead-dropout" in ctx.selected:
+            return []  # dead-dropout says it, once, with the sites
+        # configured off on purpose (a placeholder): information, like dead-dropout
+        detail, severity = f"its only dropout has p=0 ({_listing(rates.zero)})", "info"
+        related = tuple(sorted(rates.zero))
+    else:
         detail = "the model has no dropout at all"
-        if found.controllable:
-            detail = "its only controllable dropout has p=0"
-        elif found.uncontrollable:
-            detail = "mc_mode cannot switch its dropout (see uncontrollable-dropout)"
-        return [Finding(
-            "no-dropout", "", "warning",
-            f"no dropout that mc_mode can switch on: {detail}. MC dropout is impossible.",
-            "add dropout (torch.nn.Dropout or dropkit.nn.Dropout, p about 0.1-0.5) before the "
-            "last layers and retrain or fine-tune, e.g. nn.Sequential(body, nn.Dropout(0.1), "
-            "head); MC dropout needs dropout that was active during training",
-            ref.GAL_2016)]
-    return []
+    return [Finding(
+        "no-dropout", "", severity,
+        f"no dropout that mc_mode can switch on: {detail}. MC dropout is impossible.",
+        "add dropout (torch.nn.Dropout or dropkit.nn.Dropout, p about 0.1-0.5) before the "
+        "last layers and retrain or fine-tune, e.g. nn.Sequential(body, nn.Dropout(0.1), "
+        "head); MC dropout needs dropout that was active during training",
+        ref.GAL_2016, related)]
 
 
 RULES: dict[str, Callable[[Context], list[Finding]]] = {
