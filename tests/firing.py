@@ -33,10 +33,13 @@ handler); and module attribution for modules whose ``forward`` is called directl
 through ``__call__`` (such a call is attributed to the enclosing module). Under torch.fx code a
 traced module's inlined dropout is attributed to the nearest hooked module still called.
 
-Sites are counted per *pass* (a forward of an outermost module): when a site makes several
-dropout calls in one pass (T5 calls ``encoder.dropout`` twice; RoBERTa's head calls its one
-dropout module twice), the n-th call is keyed ``"path#n"`` for n >= 2, so repeated passes
-(S samples) map onto the same keys.
+Sites are counted per *pass* (a forward of an outermost module): when a module makes several
+dropout-like calls in one pass (T5 calls ``encoder.dropout`` twice; RoBERTa's head calls its
+one dropout module twice), its n-th call is keyed ``"path#n"`` for n >= 2, so repeated passes
+(S samples) map onto the same keys. Inactive calls count in that numbering (the n-th call is
+positional, the same in eval and train mode), except where a library skips the call
+altogether when inactive (timm's ``drop_path`` returns early): keep such ops in their own
+module, as timm and torchvision do, for stable keys.
 """
 
 from __future__ import annotations
@@ -302,8 +305,8 @@ def state_fingerprint(model: nn.Module) -> dict[str, Any]:
             fp[f"{kind}:{name}"] = (str(t.dtype), tuple(t.shape), t.requires_grad,
                                     hashlib.sha256(raw).hexdigest())
     for name, m in model.named_modules(remove_duplicate=False):
-        scalars = {k: v for k, v in vars(m).items()
-                   if not k.startswith("_") and isinstance(v, bool | int | float | str | None)}
+        scalars = {k: v for k, v in vars(m).items() if not k.startswith("_")
+                   and k != "training" and isinstance(v, bool | int | float | str | None)}
         hooks = tuple(len(getattr(m, h, {})) for h in (
             "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
             "_state_dict_hooks", "_load_state_dict_pre_hooks"))
