@@ -25,6 +25,10 @@ was made (its *site*; ``""`` is the root). The mode sees:
 "Fired" means the op took its random branch with a drop rate > 0, not that a given entry was
 zeroed: with a per-sample drop path of rate 0.1 on 2 samples, often no sample is dropped.
 
+Calls made while no module of the model is running are keyed ``"<outside>"`` (dropout
+applied by the caller, or code that torch.fx inlined into a graph the trace does not hook);
+uniform draws there are ignored (seeding and RNG bookkeeping draw them).
+
 What it cannot see: dropout written by hand without any of these functions (for example a
 mask from ``torch.randn(...) > c``, or an op the mode does not know, such as a custom C++/Triton
 kernel or ``torch.compile``d code, whose internals run below the function mode); calls made
@@ -119,6 +123,7 @@ def _dropout_family() -> dict[Any, tuple[str, bool | None]]:
     return table
 
 
+OUTSIDE = "<outside>"  # the site of a dropout call made while no module of the model runs
 _DROPOUT = _dropout_family()
 _BERNOULLI = {torch.bernoulli, torch.Tensor.bernoulli, torch.Tensor.bernoulli_}
 _UNIFORM = {torch.rand, torch.rand_like, torch.Tensor.uniform_, torch.randint,
@@ -182,7 +187,7 @@ class FiringTrace:
             self._stack.pop()
 
     def _record(self, op: str, rate: float, fired: bool) -> int:
-        where = self._stack[-1] if self._stack else ""
+        where = self._stack[-1] if self._stack else OUTSIDE
         n = self._per_pass.get(where, 0) + 1
         self._per_pass[where] = n
         self.calls.append(Call(where if n == 1 else f"{where}#{n}", op, rate, fired))
@@ -209,7 +214,8 @@ class FiringTrace:
             if isinstance(keep, torch.Tensor):
                 keep = keep.double().mean().item()
             self._record(name, round(1.0 - float(keep), 6), True)
-        elif func in _UNIFORM and isinstance(out, torch.Tensor):
+        elif func in _UNIFORM and isinstance(out, torch.Tensor) and self._stack:
+            # uniform draws outside the model's forward are seeding or bookkeeping, not masks
             i = self._record(name, math.nan, True)
             self._draws[id(out)] = (weakref.ref(out), i)
         elif name in _KEEP_BELOW or name in _KEEP_ABOVE:

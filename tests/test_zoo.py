@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.firing import (
+    OUTSIDE,
     FiringTrace,
     assert_mean_close,
     state_fingerprint,
@@ -72,15 +73,18 @@ def test_trace_sees_each_op_with_its_rate_and_numbers_repeats_per_pass() -> None
     x = torch.randn(2, 3, 4)
     with FiringTrace(model) as tr, torch.no_grad():
         model(x)
+        _ = torch.rand(3) < 0.5  # outside the model: a seed or RNG bookkeeping, not a site
         model(x)  # a second pass maps onto the same keys
+        F.dropout(x, 0.19)  # the caller's own dropout, after the model
     # root calls are numbered in call order, inactive ones included ("", "#2", "#3" are the
     # three inactive calls)
     expected = {"drop": 0.11, "drop#2": 0.11, "#4": 0.13, "#5": 0.14, "mha": 0.12, "#6": 0.15,
                 "#7": 0.16, "#8": 0.17, "#9": 0.18}
     fired = tr.firing()
+    assert fired.pop(OUTSIDE) == pytest.approx(0.19)
     assert fired.keys() == expected.keys()
     assert [fired[k] for k in expected] == pytest.approx(list(expected.values()), abs=1e-6)
-    assert sum(c.fired for c in tr.calls) == 2 * len(expected)
+    assert sum(c.fired for c in tr.calls) == 2 * len(expected) + 1
     # the three inactive root calls and the two Dropout modules' calls are not all: MHA's
     # inner ops run inside the mode's handler and are not seen twice
     assert sum(not c.fired for c in tr.calls) == 2 * 3
