@@ -30,12 +30,13 @@ applied by the caller, or code that torch.fx inlined into a graph the trace does
 uniform draws there are ignored (seeding and RNG bookkeeping draw them).
 
 What it cannot see: dropout written by hand without any of these functions (for example a
-mask from ``torch.randn(...) > c``, or an op the mode does not know, such as a custom C++/Triton
-kernel or ``torch.compile``d code, whose internals run below the function mode); calls made
-while another ``TorchFunctionMode`` handler runs (modes are disabled inside their own
-handler); and module attribution for modules whose ``forward`` is called directly instead of
-through ``__call__`` (such a call is attributed to the enclosing module). Under torch.fx code a
-traced module's inlined dropout is attributed to the nearest hooked module still called.
+mask from ``torch.randn(...) > c``); ops the mode does not know or cannot enter: a custom
+C++/Triton kernel, flash-attn's own functions (transformers' ``flash_attention_2``), the
+internals of ``torch.compile``d code; calls made while another ``TorchFunctionMode`` handler
+runs (modes are disabled inside their own handler). Attribution is only as good as the hooks:
+a module whose ``forward`` is called directly instead of through ``__call__`` is invisible, so
+its calls go to the enclosing module; under torch.fx a traced module's inlined dropout goes to
+the nearest hooked module still running, or to ``"<outside>"``.
 
 Sites are counted per *pass* (a forward of an outermost module): when a module makes several
 dropout-like calls in one pass (T5 calls ``encoder.dropout`` twice; RoBERTa's head calls its
