@@ -5,6 +5,10 @@ global RNG is left as it was), no download, hidden size 64 or smaller, 2 layers 
 family allows, batch 2; ``inputs`` is a tensor or a dict of keyword inputs (call the model with
 `tests.firing.call`). A forward pass takes well under 0.2 s on one CPU core.
 
+Token inputs are ``{"input_ids", "attention_mask"}`` of shape (2, 8), the second sequence
+ending in two padding positions (mask 0); T5 adds ``decoder_input_ids`` (2, 4); images are
+(2, 3, 32, 32).
+
 `FAMILIES` maps an id to an `Entry`, whose ``rates`` lists, one per site, the drop rate of every
 dropout-like op that fires in one training-mode forward, counted by hand from the config and the
 library's source (the comment at each builder says how); `tests/test_zoo.py` checks the
@@ -277,6 +281,7 @@ class Entry:
     build: Callable[[], Built]
     rates: tuple[float, ...]
     has_batchnorm: bool = False
+    per_token: bool = False  # logits (B, T, V) with an attention mask (GPT-2, T5, Llama)
 
 
 def _effnet_path_rates() -> list[float]:
@@ -303,7 +308,8 @@ def _registry() -> dict[str, Entry]:
                 rates = default if drop == "default" else [P_ATTN] * n_attn
                 out[f"hf-{fam}-{attn}-{drop}"] = Entry(
                     f"hf-{fam}-{attn}-{drop}", "transformers",
-                    lambda fn=fn, attn=attn, drop=drop: fn(attn, drop), tuple(sorted(rates)))
+                    lambda fn=fn, attn=attn, drop=drop: fn(attn, drop), tuple(sorted(rates)),
+                    per_token=fam in ("gpt2", "t5", "llama"))
     timm_entries = [
         ("timm-resnet-droprate", timm_resnet, [0.3], True),
         ("timm-efficientnet-both", timm_efficientnet, [0.3, *_effnet_path_rates()], True),
