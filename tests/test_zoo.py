@@ -15,6 +15,8 @@ from tests.firing import (
     OUTSIDE,
     FiringTrace,
     assert_mean_close,
+    call,
+    output_tensor,
     state_fingerprint,
     trace_firing,
     train_but_batchnorm,
@@ -40,6 +42,14 @@ def test_zoo_fires_the_hand_counted_sites_in_train_mode_only(eid: str) -> None:
         # its (unused, in BERT/DistilBERT/RoBERTa) nn.Dropout child
         assert all(not isinstance(names[s.split("#")[0]], nn.Dropout) for s in fired)
         assert set(fired.values()) == {P_ATTN}
+    # the outputs agree with the trace: train-mode samples vary iff something fires
+    ref = train_reference(model, inputs, 2, seed=0)
+    with torch.no_grad():
+        det = output_tensor(call(model, inputs))
+    if entry.rates:
+        assert not torch.equal(ref[0], ref[1])
+    else:
+        torch.testing.assert_close(ref, torch.stack([det, det]), rtol=1e-5, atol=1e-5)
     assert state_fingerprint(model) == before, "tracing must leave the model as it was"
 
 
