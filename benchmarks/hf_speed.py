@@ -284,15 +284,18 @@ def main() -> None:
                          "keyword inputs (issue 10)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in logs
     args.batch = args.batch or (2 if args.small else 8)
     args.seq = args.seq or (16 if args.small else 128)
     torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
     print(f"# hf_speed: {platform.processor() or platform.machine()}, {args.threads} threads, "
           f"torch {torch.__version__}, transformers {version('transformers')}, dropkit "
           f"{dropkit.__version__}, Python {platform.python_version()}, seed 0, "
           f"{args.rounds} interleaved rounds (medians)")
     for kind in args.models.split(","):
         bench(kind, args)
+    print(f"\nwall time of this run: {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
