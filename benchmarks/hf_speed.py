@@ -188,7 +188,7 @@ def block_profile(model: nn.Module, enc: Batch, reps: int) -> list[tuple[str, fl
         ("embeddings", [base.embeddings] if hasattr(base, "embeddings") else [base.wte, base.wpe])]
     blocks += [(f"layer {i}", [layer]) for i, layer in enumerate(layers)]
     spent: dict[str, list[float]] = {name: [] for name, _ in blocks}
-    spent["total"], spent["rest"] = [], []
+    spent["total"], spent["rest"], spent["cpu"] = [], [], []
     starts: dict[int, float] = {}
     handles = []
     for name, mods in blocks:
@@ -203,8 +203,10 @@ def block_profile(model: nn.Module, enc: Batch, reps: int) -> list[tuple[str, fl
     try:
         for _ in range(reps):
             acc: dict[str, float] = {}
+            cpu = time.process_time()
             with torch.no_grad():
                 total = timed(lambda: model(**enc))
+            spent["cpu"].append(time.process_time() - cpu)
             for name, _ in blocks:
                 spent[name].append(acc.get(name, 0.0))
             spent["total"].append(total)
@@ -218,10 +220,19 @@ def block_profile(model: nn.Module, enc: Batch, reps: int) -> list[tuple[str, fl
 def bench(kind: str, args: argparse.Namespace) -> None:
     model, enc = build(kind, args.small, args.attn, args.batch, args.seq)
     s = args.samples
-    methods, notes = make_methods(model, enc, args.call)
+    methods, notes = ({}, ["profile only"]) if args.profile_only else make_methods(
+        model, enc, args.call)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"\n## {kind}: {n_params:.1f}M parameters, batch {args.batch} x {args.seq} tokens, "
           f"S = {s}, attention {args.attn}; {'; '.join(notes)}")
+    if not args.profile_only:
+        compare(model, enc, methods, args)
+    profile(model, enc, args)
+
+
+def compare(model: nn.Module, enc: Batch, methods: dict[str, Method],
+            args: argparse.Namespace) -> None:
+    s = args.samples
 
     def det() -> object:
         with torch.no_grad():
@@ -256,13 +267,17 @@ def bench(kind: str, args: argparse.Namespace) -> None:
               f"{med[k] / med['naive loop']:.2f} | {sites[k]} | {checks[k]:.1f} |")
     for k, msg in failed.items():
         print(f"| {k} | failed: {msg} | | | | |")
-    prof = block_profile(model, enc, args.rounds)
-    total = dict(prof)["total"]
+
+
+def profile(model: nn.Module, enc: Batch, args: argparse.Namespace) -> None:
+    s = args.samples
+    prof = dict(block_profile(model, enc, args.rounds))
+    total, cpu = prof.pop("total"), prof.pop("cpu")
     print("\nper-block time of one deterministic pass (median of "
           f"{args.rounds}): " + ", ".join(f"{k} {v * 1e3:.1f} ms ({100 * v / total:.1f}%)"
-                                          for k, v in prof if k != "total")
-          + f"; total {total * 1e3:.1f} ms")
-    prefix = dict(prof)["embeddings"]
+                                          for k, v in prof.items())
+          + f"; total {total * 1e3:.1f} ms wall, {cpu * 1e3:.1f} ms process CPU")
+    prefix = prof["embeddings"]
     saved = (s - 1) * prefix / (s * total)
     print(f"cached strategy, best case: the deterministic prefix is the embeddings only (the "
           f"embedding dropout follows them, and every layer has dropout), "
@@ -283,6 +298,8 @@ def main() -> None:
                     help="dropkit on a Logits adapter (works today) or on the HF model with "
                          "keyword inputs (issue 10)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--profile-only", action="store_true",
+                    help="only the per-block profile and the cached-strategy estimate")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in logs
     args.batch = args.batch or (2 if args.small else 8)
