@@ -245,6 +245,36 @@ def trace_firing(model: nn.Module, inputs: Inputs) -> dict[str, float]:
     return tr.firing()
 
 
+def true_sites(model: nn.Module, inputs: Inputs) -> dict[str, float]:
+    """The sites that fire with everything in train mode but BatchNorm: what MC dropout (with
+    stochastic depth on) must fire. The model's flags are restored afterwards."""
+    with train_but_batchnorm(model):
+        return trace_firing(model, inputs)
+
+
+class Interrupt(RuntimeError):
+    """Raised by `fail_at`: a failure injected mid-way through a call."""
+
+
+@contextmanager
+def fail_at(module: nn.Module, call_number: int) -> Iterator[None]:
+    """Make the ``call_number``-th forward (1-based) of ``module`` inside the block raise
+    `Interrupt` after it ran, to test that a model is restored after a failure mid-way (for
+    example during the 3rd of S sampling passes). The hook is removed on exit."""
+    seen = [0]
+
+    def hook(mod: nn.Module, args: Any, out: Any) -> None:
+        seen[0] += 1
+        if seen[0] == call_number:
+            raise Interrupt(f"injected failure at forward call {call_number}")
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 # ------------------------------------------------------------------------------------------
 # the train-mode reference and comparisons
 # ------------------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ from torch import nn
 from tests.firing import (
     OUTSIDE,
     FiringTrace,
+    Interrupt,
     assert_mean_close,
     call,
+    fail_at,
     output_tensor,
     state_fingerprint,
     trace_firing,
-    train_but_batchnorm,
     train_reference,
+    true_sites,
 )
 from tests.zoo import FAMILIES, P_ATTN
 
@@ -31,8 +33,7 @@ def test_zoo_fires_the_hand_counted_sites_in_train_mode_only(eid: str) -> None:
     model, inputs = entry.build()
     before = state_fingerprint(model)
     assert trace_firing(model, inputs) == {}, "eval mode: nothing may fire"
-    with train_but_batchnorm(model):
-        fired = trace_firing(model, inputs)
+    fired = true_sites(model, inputs)
     assert sorted(fired.values()) == pytest.approx(list(entry.rates), abs=1e-6)
     names = dict(model.named_modules())
     for site in fired:
@@ -189,3 +190,14 @@ def test_state_fingerprint_sees_every_kind_of_change() -> None:
     assert changed(lambda m: m[2].register_forward_hook(lambda *a: None))
     assert changed(lambda m: setattr(m[2], "forward", lambda x: x))
     assert changed(lambda m: m[0].weight.requires_grad_(False))
+
+
+def test_fail_at_interrupts_the_chosen_call_and_leaves_no_hook() -> None:
+    model, x = _bn_model()
+    calls: list[int] = []
+    model[3].register_forward_pre_hook(lambda m, a: calls.append(1))
+    before = state_fingerprint(model)
+    with pytest.raises(Interrupt), fail_at(model[3], 3):
+        train_reference(model, x, 5, seed=0)
+    assert len(calls) == 3  # the third pass ran the head, then was interrupted
+    assert state_fingerprint(model) == before  # flags restored by train_reference, hook gone
