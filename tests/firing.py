@@ -32,11 +32,15 @@ uniform draws there are ignored (seeding and RNG bookkeeping draw them).
 What it cannot see: dropout written by hand without any of these functions (for example a
 mask from ``torch.randn(...) > c``); ops the mode does not know or cannot enter: a custom
 C++/Triton kernel, flash-attn's own functions (transformers' ``flash_attention_2``), the
-internals of ``torch.compile``d code; calls made while another ``TorchFunctionMode`` handler
-runs (modes are disabled inside their own handler). Attribution is only as good as the hooks:
-a module whose ``forward`` is called directly instead of through ``__call__`` is invisible, so
-its calls go to the enclosing module; under torch.fx a traced module's inlined dropout goes to
-the nearest hooked module still running, or to ``"<outside>"``.
+internals of ``torch.compile``d code; and ops called inside an op the mode already saw (its
+handler runs with the mode off: ``F.dropout``'s own ``_VF.dropout`` or the dropout inside
+``multi_head_attention_forward`` are not counted twice). Other function modes (dropkit's own
+trackers) stack with this one: a call re-dispatched by them still reaches it.
+
+Attribution is only as good as the hooks: a module whose ``forward`` is called directly
+instead of through ``__call__`` is invisible, so its calls go to the enclosing module; under
+torch.fx a traced module's inlined dropout goes to the nearest hooked module still running, or
+to ``"<outside>"``.
 
 Sites are counted per *pass* (a forward of an outermost module): when a module makes several
 dropout-like calls in one pass (T5 calls ``encoder.dropout`` twice; RoBERTa's head calls its

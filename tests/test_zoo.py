@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from tests.firing import (
     OUTSIDE,
@@ -201,3 +202,20 @@ def test_fail_at_interrupts_the_chosen_call_and_leaves_no_hook() -> None:
         train_reference(model, x, 5, seed=0)
     assert len(calls) == 3  # the third pass ran the head, then was interrupted
     assert state_fingerprint(model) == before  # flags restored by train_reference, hook gone
+
+
+class _PassThrough(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("other_inside", [True, False])
+def test_trace_sees_dropout_beside_another_function_mode(other_inside: bool) -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.3)).train()
+    outer, inner = (FiringTrace(model), _PassThrough())
+    if not other_inside:
+        outer, inner = inner, outer  # type: ignore[assignment]
+    with outer as a, inner as b, torch.no_grad():
+        model(torch.randn(2, 3))
+    tr = a if other_inside else b
+    assert tr.firing() == pytest.approx({"1": 0.3})
