@@ -70,6 +70,7 @@ def fingerprint(model: nn.Module) -> tuple[Any, ...]:
                       tuple(id(t) for t in d["_parameters"].values()),
                       tuple(id(t) for t in d["_buffers"].values()),
                       tuple(id(c) for c in d["_modules"].values()),
+                      tuple(d["_forward_hooks"]), tuple(d["_forward_pre_hooks"]),
                       tuple((k, v) for k, v in d.items()
                             if k != "training" and isinstance(v, _SCALARS))))
     return tuple(parts)
