@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from dropkit.errors import NoDropoutError, expected
+from dropkit.inspection.borrow import check_model
 from dropkit.inspection.registry import (
     FAST_PATH_OWNERS,
     FUNCTIONS,
@@ -155,6 +156,7 @@ def find_dropout(model: nn.Module, *, stochastic_depth: bool = False) -> Discove
     Reads modules and source code only; runs nothing and changes nothing. Stochastic depth is
     always listed, and switched only with ``stochastic_depth=True``.
     """
+    model = check_model(model)
     found = Discovery(stochastic_depth=bool(stochastic_depth))
     for path, module in model.named_modules():
         site = _module_site(path, module, found.stochastic_depth)

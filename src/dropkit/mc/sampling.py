@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,11 @@ from dropkit.mc.plan import Plan, plan
 from dropkit.mc.sampler import Sampler
 
 STRATEGIES = ("auto", "loop", "stacked", "cached")
+# torch's dropout draws from one process-wide generator: two threads drawing at once would take
+# each other's numbers (a seeded call would then depend on the other thread). Drawing samples is
+# therefore serialised in a process; planning is per model, and callers of the model itself
+# (eval passes in other threads) are never blocked.
+SAMPLING_LOCK = threading.RLock()
 MAX_SEED = 2**63 - 1
 
 
@@ -67,17 +73,19 @@ def session(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
 
     With a generator, one seed is drawn from it and torch's random state (and every
     module-owned generator) runs from that seed inside the block and is given back after, so
-    sampling is reproducible and never disturbs the caller's random stream.
+    sampling is reproducible and never disturbs the caller's random stream. The block holds
+    `SAMPLING_LOCK` (see there).
     """
     with torch.inference_mode():
         p, sampler = plan(model, x, samples, strategy=strategy, max_batch=max_batch,
                           output=output, split_at=split_at, seeded=generator is not None,
                           stochastic_depth=stochastic_depth)
-        if generator is None:
-            yield p, sampler
-            return
-        with forked_rng(sampler.model, draw_seed(generator), x.device):
-            yield p, sampler
+        with SAMPLING_LOCK:
+            if generator is None:
+                yield p, sampler
+                return
+            with forked_rng(sampler.model, draw_seed(generator), x.device):
+                yield p, sampler
 
 
 def sample(
