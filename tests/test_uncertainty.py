@@ -189,7 +189,7 @@ def test_from_logits_is_required_and_bool(fn) -> None:
 
 @pytest.mark.parametrize("fn", CLASS_FNS)
 def test_bad_classification_input(fn) -> None:
-    with pytest.raises(DropkitValueError, match=r"`samples` to be a \(S, B, C\) tensor"):
+    with pytest.raises(DropkitValueError, match=r"`samples` to be a \(S, B, \.\.\., C\) tensor"):
         fn(torch.rand(5, 3), from_logits=True)
     with pytest.raises(DropkitValueError, match="`samples` to be S >= 1 samples"):
         fn(torch.rand(0, 3, 2), from_logits=True)

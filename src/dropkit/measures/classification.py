@@ -1,0 +1,161 @@
+"""`ClassificationStream`: every classification uncertainty measure, accumulated chunk by chunk.
+
+This is the source of the classification measures: `dropkit.uncertainty`'s pure functions are
+the one-chunk case (they validate through the same layer and add all their samples at once).
+Samples are ``(c, B, ..., C)`` with the class dim last, e.g. ``(c, B, C)`` for a classifier or
+``(c, B, T, V)`` for a language model. The state is a few float64 tensors of one sample's shape
+(running mean and squared deviations of the probabilities, the summed per-sample entropy, the
+argmax votes), and each chunk is processed in slices of at most ``_SLICE_ELEMENTS`` values (at
+least one sample), so memory never grows with the number of samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dropkit._validate import _describe
+from dropkit.errors import DropkitError, DropkitValueError, expected
+from dropkit.measures._checks import check_from_logits, check_mask, class_samples, result_dtype
+from dropkit.measures._welford import merge
+from dropkit.measures.tokens import TokenUncertainty
+
+_SLICE_ELEMENTS = 1 << 20
+"""Float64 values per slice of a chunk: each temporary of a slice is at most 8 MiB."""
+
+
+def _slices(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    per_sample = max(1, x[0].numel())
+    return torch.split(x, max(1, _SLICE_ELEMENTS // per_sample), dim=0)
+
+
+def _entropy_terms(x: torch.Tensor, from_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities ``(k, B, ..., C)`` and per-sample entropies ``(k, B, ...)``, in float64.
+
+    From logits the entropy uses ``log_softmax`` (finite for any finite float32 logit, even
+    +-3e38, in float64); a probability that underflows to 0 contributes exactly 0, never
+    ``0 * -inf``.
+    """
+    x = x.double()
+    if from_logits:
+        logp = torch.log_softmax(x, dim=-1)
+        p = logp.exp()
+    else:
+        p = x.clamp(0.0, 1.0)
+        logp = p.log()
+    h = -torch.where(p > 0, p * logp, 0.0).sum(dim=-1)
+    return p, h
+
+
+class ClassificationStream:
+    """Accumulates class samples ``(c, B, ..., C)`` (logits or probabilities, class dim last).
+
+    Args:
+        from_logits: True for logits, False for probabilities (checked: in [0, 1], summing
+            to 1 over the class dim).
+        mask: optional attention mask ``(B, T, ...)`` of 0/1 for token outputs
+            ``(c, B, T, ..., V)``: padded positions (0) are left out of the per-sequence
+            aggregates of `token_measures`.
+
+    `measures` equals the functions of `dropkit.uncertainty` on all the samples at once.
+    """
+
+    def __init__(self, *, from_logits: bool, mask: torch.Tensor | None = None) -> None:
+        self.from_logits = check_from_logits(from_logits)
+        self.mask = None if mask is None else check_mask(mask)
+        self.n = 0
+        self.dtype = torch.float32
+        self.shape: torch.Size | None = None  # one sample's shape (B, ..., C)
+        self.p_mean: torch.Tensor | None = None
+        self.p_m2: torch.Tensor | None = None
+        self.h_sum: torch.Tensor | None = None
+        self.votes: torch.Tensor | None = None
+        self.g0: torch.Tensor | None = None  # gradient of H at the first slice's mean (delta)
+        self.z: tuple[int, torch.Tensor | None, torch.Tensor | None] = (0, None, None)
+
+    def update(self, chunk: torch.Tensor) -> None:
+        """Add samples ``(c, B, ..., C)``."""
+        self._update(chunk, "chunk")
+
+    def _update(self, chunk: object, name: str) -> None:
+        x = class_samples(name, chunk, self.from_logits)
+        self._check_shape(name, x)
+        self.dtype = result_dtype(x.dtype)
+        for part in _slices(x):
+            self._add(part)
+
+    def _check_shape(self, name: str, x: torch.Tensor) -> None:
+        if self.shape is None:
+            if self.mask is not None and tuple(self.mask.shape) != tuple(x.shape[1:-1]):
+                raise DropkitValueError(expected(
+                    "mask", f"a tensor of shape {tuple(x.shape[1:-1])} (the (B, T) of "
+                            f"`{name}` (S, B, T, V))", _describe(self.mask)))
+            self.shape = x.shape[1:]
+        elif x.shape[1:] != self.shape:
+            raise DropkitValueError(expected(
+                name, f"samples of shape (c, {', '.join(map(str, self.shape))}) like the "
+                      "earlier chunks", _describe(x)))
+
+    def _add(self, x: torch.Tensor) -> None:
+        p, h = _entropy_terms(x, self.from_logits)
+        self.n, self.p_mean, self.p_m2 = merge(self.n, self.p_mean, self.p_m2, p)
+        self.h_sum = h.sum(0) if self.h_sum is None else self.h_sum + h.sum(0)
+        if self.votes is None:
+            self.votes = torch.zeros(x.shape[1:], dtype=torch.int64, device=x.device)
+        top = x.argmax(dim=-1).movedim(0, -1)  # (k, B, ...) -> (B, ..., k)
+        self.votes.scatter_add_(-1, top, torch.ones_like(top))
+        if self.g0 is None:
+            self.g0 = -(self.p_mean.clamp_min(1e-12).log() + 1.0)
+        # MI is linearised as mean_s(g0 . p_s - H_s) + const; its spread gives MI's error.
+        zn, zmean, zm2 = merge(self.z[0], self.z[1], self.z[2], (p * self.g0).sum(-1) - h)
+        self.z = (zn, zmean, zm2)
+
+    def _need(self) -> None:
+        if self.n == 0:
+            raise DropkitError("ClassificationStream: no samples yet (call update() first).")
+
+    def probs(self) -> torch.Tensor:
+        """The mean predictive distribution ``(B, ..., C)`` in float64."""
+        self._need()
+        assert self.p_mean is not None
+        return self.p_mean
+
+    def mean_se(self) -> torch.Tensor:
+        """Standard error of each predictive probability ``(B, ..., C)``: ``std_s(p)/sqrt(S)``."""
+        self._need()
+        assert self.p_m2 is not None
+        return (self.p_m2 / max(self.n - 1, 1) / self.n).sqrt()
+
+    def mi_se(self) -> torch.Tensor:
+        """Delta-method standard error of the mutual information ``(B, ...)``."""
+        self._need()
+        zn, _, zm2 = self.z
+        assert zm2 is not None
+        return (zm2 / max(zn - 1, 1) / zn).sqrt()
+
+    def measures(self) -> dict[str, torch.Tensor]:
+        """The `Prediction` fields, as `dropkit.uncertainty` defines them."""
+        self._need()
+        assert self.p_mean is not None and self.p_m2 is not None and self.h_sum is not None
+        assert self.votes is not None
+        pbar = self.p_mean
+        pred_h = -torch.special.xlogy(pbar, pbar).sum(-1)
+        exp_h = self.h_sum / self.n
+        out = {
+            "mean": pbar, "predictive_entropy": pred_h, "expected_entropy": exp_h,
+            "mutual_information": (pred_h - exp_h).clamp_min(0.0),
+            "variation_ratio": 1.0 - self.votes.max(-1).values.double() / self.n,
+            "class_std": (self.p_m2 / self.n).clamp_min(0.0).sqrt(),
+        }
+        return {k: v.to(self.dtype) for k, v in out.items()}
+
+    def token_measures(self) -> TokenUncertainty:
+        """Per-token entropy, expected entropy and MI ``(B, T)`` with the stream's mask."""
+        m = self.measures()
+        assert self.shape is not None
+        if len(self.shape) < 3:
+            raise DropkitValueError(expected(
+                "chunk", "token samples (c, B, T, V) for token measures",
+                f"samples of shape (c, {', '.join(map(str, self.shape))})"))
+        return TokenUncertainty(predictive_entropy=m["predictive_entropy"],
+                                expected_entropy=m["expected_entropy"],
+                                mutual_information=m["mutual_information"], mask=self.mask)
