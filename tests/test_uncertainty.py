@@ -348,3 +348,16 @@ def test_target_validation() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(dropkit.uncertainty)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_one_pass_measures_equal_the_six_functions(from_logits: bool) -> None:
+    logits = _logits(s=9, b=4, c=5, seed=11).float()
+    samples = logits if from_logits else torch.softmax(logits, dim=-1)
+    both = dropkit.uncertainty.classification_measures(samples, from_logits=from_logits)
+    for key, fn in zip(("mean", "predictive_entropy", "expected_entropy", "mutual_information",
+                        "variation_ratio", "class_std"), CLASS_FNS, strict=True):
+        assert torch.equal(both[key], fn(samples, from_logits=from_logits)), key
+    naive = _naive_class(logits.double())
+    np.testing.assert_allclose(both["mutual_information"].double().numpy(), naive["MI"],
+                               atol=1e-6)

@@ -53,6 +53,7 @@ __all__ = [
     "mutual_information",
     "variation_ratio",
     "class_std",
+    "classification_measures",
     "token_measures",
     "TokenUncertainty",
     "predictive_mean",
@@ -66,11 +67,17 @@ __all__ = [
 _ = (_check_from_logits, _check_probabilities)
 
 
-def _class_stream(samples: object, from_logits: object,
+def _class_stream(samples: object, from_logits: object, *names: str,
                   mask: torch.Tensor | None = None) -> ClassificationStream:
+    """The one-chunk case of `ClassificationStream`, tracking only what ``names`` need."""
     stream = ClassificationStream(from_logits=from_logits, mask=mask)  # type: ignore[arg-type]
+    stream._keep_only(names)
     stream._update(samples, "samples")
     return stream
+
+
+def _one(samples: object, from_logits: object, name: str) -> torch.Tensor:
+    return _class_stream(samples, from_logits, name).measures()[name]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,7 +94,7 @@ def predictive_probs(samples: torch.Tensor, *, from_logits: bool) -> torch.Tenso
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ..., C)``, summing to 1 over C.
     """
-    return _class_stream(samples, from_logits).measures()["mean"]
+    return _one(samples, from_logits, "mean")
 
 
 def predictive_entropy(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
@@ -102,7 +109,7 @@ def predictive_entropy(samples: torch.Tensor, *, from_logits: bool) -> torch.Ten
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ...)``.
     """
-    return _class_stream(samples, from_logits).measures()["predictive_entropy"]
+    return _one(samples, from_logits, "predictive_entropy")
 
 
 def expected_entropy(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
@@ -114,7 +121,7 @@ def expected_entropy(samples: torch.Tensor, *, from_logits: bool) -> torch.Tenso
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ...)``.
     """
-    return _class_stream(samples, from_logits).measures()["expected_entropy"]
+    return _one(samples, from_logits, "expected_entropy")
 
 
 def mutual_information(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
@@ -129,7 +136,7 @@ def mutual_information(samples: torch.Tensor, *, from_logits: bool) -> torch.Ten
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ...)``.
     """
-    return _class_stream(samples, from_logits).measures()["mutual_information"]
+    return _one(samples, from_logits, "mutual_information")
 
 
 def variation_ratio(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
@@ -143,7 +150,7 @@ def variation_ratio(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ...)``.
     """
-    return _class_stream(samples, from_logits).measures()["variation_ratio"]
+    return _one(samples, from_logits, "variation_ratio")
 
 
 def class_std(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
@@ -155,7 +162,23 @@ def class_std(samples: torch.Tensor, *, from_logits: bool) -> torch.Tensor:
         - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
         - output: ``(B, ..., C)``.
     """
-    return _class_stream(samples, from_logits).measures()["class_std"]
+    return _one(samples, from_logits, "class_std")
+
+
+def classification_measures(samples: torch.Tensor, *, from_logits: bool
+                            ) -> dict[str, torch.Tensor]:
+    """All six measures above in one pass over the samples (cheaper than six calls).
+
+    Returns a dict with keys ``mean`` (`predictive_probs`), ``predictive_entropy``,
+    ``expected_entropy``, ``mutual_information``, ``variation_ratio``, ``class_std``, each
+    equal to its function's result.
+
+    Shape:
+        - samples: ``(S, B, ..., C)`` logits (``from_logits=True``) or probabilities.
+    """
+    names = ("mean", "predictive_entropy", "expected_entropy", "mutual_information",
+             "variation_ratio", "class_std")
+    return _class_stream(samples, from_logits, *names).measures()
 
 
 def token_measures(samples: torch.Tensor, *, from_logits: bool,
@@ -175,7 +198,8 @@ def token_measures(samples: torch.Tensor, *, from_logits: bool,
         - mask: ``(B, T)`` of 0/1 (bool or integer), at least one 1 per row; None: no padding.
         - output: a `TokenUncertainty` with ``(B, T)`` fields; ``sequence(...)`` is ``(B,)``.
     """
-    return _class_stream(samples, from_logits, mask).token_measures()
+    stream = _class_stream(samples, from_logits, "mutual_information", mask=mask)
+    return stream.token_measures()
 
 
 # ----------------------------------------------------------------------------------------------
