@@ -74,7 +74,7 @@ def check_probabilities(name: str, probs: torch.Tensor, *, dim: int = -1,
 
 
 def class_samples(name: str, samples: object, from_logits: bool) -> torch.Tensor:
-    """Validate ``(S, B, ..., C)`` samples (class dim last); return them in working dtype."""
+    """Validate ``(S, B, ..., C)`` samples (class dim last); return them as given."""
     if isinstance(samples, torch.Tensor) and samples.dim() < 3:
         raise DropkitValueError(expected(name, "a (S, B, ..., C) tensor (class dim last)",
                                          _describe(samples)))
@@ -85,11 +85,9 @@ def class_samples(name: str, samples: object, from_logits: bool) -> torch.Tensor
     if samples.numel() == 0:
         raise DropkitValueError(expected(name, "a non-empty (S, B, ..., C) tensor",
                                          _describe(samples)))
-    given_dtype = samples.dtype
-    samples = working_dtype(samples)
     if not from_logits:
-        check_probability_rows(name, samples, dim=-1, given_dtype=given_dtype)
-    return samples
+        check_probability_rows(name, samples, dim=-1)
+    return samples  # not upcast here: each slice is converted to float64 where it is used
 
 
 def regression_means(name: str, means: object) -> torch.Tensor:
