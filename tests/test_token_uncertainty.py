@@ -142,3 +142,14 @@ def test_bad_masks_and_options() -> None:
         tok.sequence("mutual_information", "median")
     with pytest.raises(DropkitValueError, match="`measure` to be one of"):
         tok.sequence("entropy")
+
+
+def test_samples_with_grad_are_detached_and_unchanged() -> None:
+    logits = _logits(seed=5).requires_grad_(True)
+    before = logits.detach().clone()
+    tok = U.token_measures(logits, from_logits=True, mask=torch.tensor(MASK))
+    assert not tok.mutual_information.requires_grad  # no graph kept across samples
+    assert torch.equal(logits.detach(), before)  # the caller's tensor is not modified
+    torch.testing.assert_close(tok.mutual_information,
+                               U.token_measures(before, from_logits=True).mutual_information,
+                               atol=0, rtol=0)

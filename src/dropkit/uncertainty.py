@@ -14,7 +14,8 @@ Each function is the one-chunk case of the streaming accumulators of `dropkit.me
 (`ClassificationStream`, `RegressionStream`), so streamed and stored samples give the same
 numbers and go through the same input checks. Everything is accumulated in float64 (finite for
 any finite float32 input, logits of +-3e38 included); float64 inputs give float64 results and
-every other dtype float32.
+every other dtype float32. Results are statistics, not part of an autograd graph (inputs are
+detached).
 
 Token-level uncertainty: `token_measures` gives per-token measures ``(B, T)`` and per-sequence
 aggregates ``(B,)`` with padding left out via an attention mask.

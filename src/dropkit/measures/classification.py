@@ -78,7 +78,8 @@ class ClassificationStream:
         self._update(chunk, "chunk")
 
     def _update(self, chunk: object, name: str) -> None:
-        x = class_samples(name, chunk, self.from_logits)
+        # detached: a graph kept across chunks would grow with S (the measures are statistics)
+        x = class_samples(name, chunk, self.from_logits).detach()
         self._check_shape(name, x)
         self.dtype = result_dtype(x.dtype)
         for part in _slices(x):

@@ -34,7 +34,7 @@ class RegressionStream:
 
     def __init__(self, *, tau: float | None, target: torch.Tensor | None = None) -> None:
         self.tau = None if tau is None else check_tau(tau)
-        self.target = None if target is None else finite_float("target", target)
+        self.target = None if target is None else finite_float("target", target).detach()
         self.n = 0
         self.dtype = torch.float32
         self.shape: torch.Size | None = None  # one sample's shape (B, ...)
@@ -46,10 +46,11 @@ class RegressionStream:
 
     def update(self, means: torch.Tensor, log_var: torch.Tensor | None = None) -> None:
         """Add sampled means ``(c, B, ...)`` (and their log-variances, same shape)."""
-        m = regression_means("means", means)
+        m = regression_means("means", means).detach()  # statistics: no graph across chunks
         lv = None
         if log_var is not None:
             lv = same_shape("log_var", finite_float("log_var", log_var), m.shape, "means")
+            lv = lv.detach()
         one_noise_model(self.tau, lv, required=False)
         self._check_consistent(m, lv)
         self.dtype = result_dtype(m.dtype)
