@@ -189,7 +189,7 @@ def test_from_logits_is_required_and_bool(fn) -> None:
 
 @pytest.mark.parametrize("fn", CLASS_FNS)
 def test_bad_classification_input(fn) -> None:
-    with pytest.raises(DropkitValueError, match=r"`samples` to be a \(S, B, C\) tensor"):
+    with pytest.raises(DropkitValueError, match=r"`samples` to be a \(S, B, \.\.\., C\) tensor"):
         fn(torch.rand(5, 3), from_logits=True)
     with pytest.raises(DropkitValueError, match="`samples` to be S >= 1 samples"):
         fn(torch.rand(0, 3, 2), from_logits=True)
@@ -348,3 +348,16 @@ def test_target_validation() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(dropkit.uncertainty)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_one_pass_measures_equal_the_six_functions(from_logits: bool) -> None:
+    logits = _logits(s=9, b=4, c=5, seed=11).float()
+    samples = logits if from_logits else torch.softmax(logits, dim=-1)
+    both = dropkit.uncertainty.classification_measures(samples, from_logits=from_logits)
+    for key, fn in zip(("mean", "predictive_entropy", "expected_entropy", "mutual_information",
+                        "variation_ratio", "class_std"), CLASS_FNS, strict=True):
+        assert torch.equal(both[key], fn(samples, from_logits=from_logits)), key
+    naive = _naive_class(logits.double())
+    np.testing.assert_allclose(both["mutual_information"].double().numpy(), naive["MI"],
+                               atol=1e-6)

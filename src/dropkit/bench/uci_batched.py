@@ -33,6 +33,7 @@ from dropkit._validate import check_choice
 from dropkit.bench.uci_config import BACKENDS
 from dropkit.bench.uci_native import NativeKernels, native_kernels
 from dropkit.errors import DropkitError
+from dropkit.measures.likelihood import MixtureLogLikelihood
 
 __all__ = ["BACKENDS", "BatchedMLP", "StepCallback", "drop_positions", "glorot_init",
            "mc_evaluate", "resolve_backend", "train_batched"]
@@ -412,9 +413,11 @@ def mc_evaluate(
         ll = logsumexp_t(-tau/2 (y - yhat_t)^2) - log T - log(2 pi)/2 + log(tau)/2,
 
     averaged over points; the logsumexp over T is taken chunk by chunk,
-    ``logaddexp(running, logsumexp_chunk)``, so memory stays at ``chunk_elements`` hidden
-    activations whatever T is (and at most ``2**18`` of them are live at once, which keeps
-    them in cache; a chunk of outputs is then up to ``chunk_elements / (K M)`` passes).
+    ``logaddexp(running, logsumexp_chunk)``, by `dropkit.measures.MixtureLogLikelihood` (the
+    likelihood code of `dropkit.uncertainty` and the predictor), so memory stays at
+    ``chunk_elements`` hidden activations whatever T is (and at most ``2**18`` of them are
+    live at once, which keeps them in cache; a chunk of outputs is then up to
+    ``chunk_elements / (K M)`` passes).
     RMSE is that of the MC mean ``mean_t yhat_t``. ``backend`` as in ``train_batched``.
     """
     K, M, D = X.shape
@@ -444,7 +447,7 @@ def mc_evaluate(
         x_buf = torch.empty(K * s_max * M * (D + 1) + 1, dtype=dtype)
         h_buf = torch.empty(K * s_max * M * H + 1, dtype=dtype)
     total = torch.zeros(K, M, dtype=torch.float64)
-    running = torch.full((K, M), -math.inf, dtype=torch.float64)
+    ll = MixtureLogLikelihood(dim=1)  # the one mixture log-likelihood, over the T passes
     done = 0
     while done < n_samples:
         r_len = min(r_max, n_samples - done)
@@ -469,12 +472,9 @@ def mc_evaluate(
         out = outs[:, :r_len]
         total += out.sum(1, dtype=torch.float64)
         resid = (y.unsqueeze(1) - out).mul_(ys)  # original units, (K, r, M)
-        log_w = resid.square_().mul_(-0.5 * tau2)
-        running = torch.logaddexp(running, torch.logsumexp(log_w, dim=1).double())
+        ll.add(resid, tau=tau2)  # consumes resid
         done += r_len
-    tau64 = tau.double().view(K, 1)
-    ll_point = (running - math.log(n_samples) - 0.5 * math.log(2 * math.pi)
-                + 0.5 * torch.log(tau64))
+    ll_point = ll.compute(tau=tau.double().view(K, 1))  # (K, M)
     mean = total / n_samples
     y64, scale64 = y.double(), y_scale.double()
     rmse = ((y64 - mean).square().mean(1)).sqrt() * scale64
