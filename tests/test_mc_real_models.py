@@ -133,3 +133,35 @@ def test_timm_classifier_dropout_and_stochastic_depth() -> None:
     fired = plans(convnext)[0].firing.fired
     assert fired and {k for k, _ in fired.values()} == {"stochastic_depth"}
     assert_same_state(convnext, snap)
+
+
+def test_token_level_uncertainty_of_a_causal_lm_leaves_padding_out() -> None:
+    cfg = transformers.GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=2, n_positions=16,
+                                  resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+                                  initializer_range=0.3)
+    torch.manual_seed(0)
+    lm = transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="eager").eval()
+    ids = torch.randint(0, 60, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[1, 5:] = 0  # right padding
+    kept = dropkit.MCDropout(lm, samples=12, seed=0).predict(input_ids=ids, attention_mask=mask)
+    streamed = dropkit.MCDropout(lm, samples=12, seed=0, keep_samples=False, chunk=12).predict(
+        input_ids=ids, attention_mask=mask)
+    assert kept.mutual_information.shape == (2, 8)
+    # hand computation from the kept samples, float64: mean MI over the real tokens (the
+    # streamed run draws the same 12 samples in one chunk)
+    p = torch.softmax(kept.samples.double(), -1)  # (S, B, T, V)
+    pbar = p.mean(0)
+    mi = -(pbar * pbar.log()).sum(-1) + (p * p.log()).sum(-1).mean(0)  # (B, T)
+    m = mask.double()
+    ref = (mi * m).sum(1) / m.sum(1)
+    torch.testing.assert_close(kept.sequence().double(), ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(streamed.sequence(), kept.sequence(), rtol=1e-4, atol=1e-6)
+    # what stands at padded positions never changes a sequence's value
+    other = ids.clone()
+    other[1, 5:] = (other[1, 5:] + 7) % 60
+    moved = dropkit.MCDropout(lm, samples=12, seed=0).predict(input_ids=other,
+                                                              attention_mask=mask)
+    assert not torch.allclose(moved.mutual_information[1, 5:], kept.mutual_information[1, 5:])
+    torch.testing.assert_close(moved.sequence("predictive_entropy", "max"),
+                               kept.sequence("predictive_entropy", "max"))

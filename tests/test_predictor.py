@@ -121,7 +121,7 @@ def test_bad_arguments():
         dropkit.MCDropout(nn.Linear(2, 2))
     reg = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5))
     with pytest.raises(ValueError, match=r"class scores shaped \(B, C\)"):
-        dropkit.MCDropout(reg, samples=2).predict(torch.randn(3, 2, 2))
+        dropkit.MCDropout(reg, samples=2).predict(torch.randn(3, 2, 2, 2))
     with pytest.raises(ValueError, match=r"a \(mean, log_var\) pair"):
         dropkit.MCDropout(reg, "regression", samples=2, heteroscedastic=True).predict(
             torch.randn(3, 2))

@@ -65,6 +65,7 @@ class Plan:
         firing: what fired in the checking pass against what was reported.
         stochastic_depth: whether stochastic depth is switched on.
         row_bytes: bytes of the selected output per input row and sample (for memory checks).
+        row_shape: the shape of one row of the selected output (a single tensor), else ().
         key: the inputs' signature and options this plan is for.
     """
 
@@ -77,6 +78,7 @@ class Plan:
     firing: Reconciliation
     stochastic_depth: bool
     row_bytes: int
+    row_shape: tuple[int, ...]
     key: tuple[Any, ...] = field(repr=False)
 
     def __str__(self) -> str:
@@ -199,10 +201,12 @@ def discover(model: nn.Module, entry: _Entry, x: ModelInputs, *, stochastic_dept
     return found, firing, out
 
 
-def _row_bytes(out: Any, output: Selector, rows: int) -> int:
+def _row_size(out: Any, output: Selector, rows: int) -> tuple[int, tuple[int, ...]]:
+    """Bytes per input row of the selected output, and one row's shape (single tensor)."""
     sel = select_output(out, output)
     parts = sel if isinstance(sel, tuple) else (sel,)
-    return max(1, sum(t.numel() * t.element_size() for t in parts) // max(rows, 1))
+    size = max(1, sum(t.numel() * t.element_size() for t in parts) // max(rows, 1))
+    return size, (tuple(sel.shape[1:]) if isinstance(sel, torch.Tensor) else ())
 
 
 def _close(a: Output, b: Output) -> bool:
@@ -310,8 +314,8 @@ def plan(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
                 g = _graph(entry, m, switch_on)
                 graph = g if isinstance(g, G.GraphPlan) else None
         else:
-            row_bytes = _row_bytes(out, output, _probe_rows(x, max_batch).b)
-            p, graph = _build(entry, m, x, samples, key, found, firing, row_bytes,
+            row = _row_size(out, output, _probe_rows(x, max_batch).b)
+            p, graph = _build(entry, m, x, samples, key, found, firing, row,
                               strategy=strategy, max_batch=max_batch, output=output,
                               split_at=split_at, seeded=seeded)
             entry.plans[key] = p
@@ -321,7 +325,8 @@ def plan(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
 
 
 def _build(entry: _Entry, m: nn.Module, x: ModelInputs, samples: int, key: tuple[Any, ...],
-           found: Discovery, firing: Reconciliation, row_bytes: int, *, strategy: str,
+           found: Discovery, firing: Reconciliation, row: tuple[int, tuple[int, ...]], *,
+           strategy: str,
            max_batch: int | None,
            output: Selector, split_at: str | None, seeded: bool
            ) -> tuple[Plan, G.GraphPlan | None]:
@@ -329,7 +334,7 @@ def _build(entry: _Entry, m: nn.Module, x: ModelInputs, samples: int, key: tuple
 
     def make(strategy_: str, mechanism: str, k: int | None, reason: str) -> Plan:
         return Plan(strategy_, mechanism, k, reason, switch_on, tuple(found.sites), firing,
-                    found.stochastic_depth, row_bytes, key)
+                    found.stochastic_depth, row[0], row[1], key)
 
     if strategy in ("loop", "stacked"):
         return make(strategy, strategy, None, "chosen by the caller"), None

@@ -33,6 +33,8 @@ class Prediction:
             passed to ``predict(x, target=...)`` (regression with a noise model), computed while
             streaming so it needs no kept samples; `log_likelihood` returns it for those targets.
         likelihood_target: the targets it was computed for.
+        token_mask: for token outputs ``(B, T, V)``, the mask of real tokens ``(B, T)`` (from
+            the inputs' ``attention_mask``) that `sequence` leaves padding out with.
     """
 
     task: str
@@ -54,22 +56,34 @@ class Prediction:
     samples_per_batch: list[int] | None = None
     target_log_likelihood: torch.Tensor | None = None
     likelihood_target: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
 
     @classmethod
     def classification(cls, samples: torch.Tensor, *, from_logits: bool, keep: bool,
-                       strategy: str, reason: str) -> Prediction:
-        """Measures from class samples ``(S, B, C)``."""
-        kw = {"from_logits": from_logits}
-        return cls(
-            task="classification", mean=U.predictive_probs(samples, **kw),
-            n_samples=samples.shape[0], strategy=strategy, strategy_reason=reason,
-            samples=samples if keep else None,
-            predictive_entropy=U.predictive_entropy(samples, **kw),
-            expected_entropy=U.expected_entropy(samples, **kw),
-            mutual_information=U.mutual_information(samples, **kw),
-            variation_ratio=U.variation_ratio(samples, **kw),
-            class_std=U.class_std(samples, **kw),
-        )
+                       strategy: str, reason: str,
+                       mask: torch.Tensor | None = None) -> Prediction:
+        """Measures from class samples ``(S, B, C)`` or token samples ``(S, B, T, V)``."""
+        measures = U.classification_measures(samples, from_logits=from_logits)  # one pass
+        return cls(task="classification", n_samples=samples.shape[0], strategy=strategy,
+                   strategy_reason=reason, samples=samples if keep else None,
+                   token_mask=mask, **measures)
+
+    def sequence(self, measure: str = "mutual_information", reduce: str = "mean"
+                 ) -> torch.Tensor:
+        """One number per sequence ``(B,)`` for token predictions: ``reduce`` ("mean", "sum"
+        or "max") of ``measure`` ("predictive_entropy", "expected_entropy",
+        "mutual_information") over the real tokens (padding left out)."""
+        from dropkit._validate import check_choice
+        from dropkit.errors import DropkitValueError, expected
+        from dropkit.measures.tokens import MEASURES, sequence_reduce
+        check_choice("measure", measure, MEASURES)
+        values = getattr(self, measure)
+        if self.task != "classification" or values is None or values.dim() < 2:
+            raise DropkitValueError(expected("measure", "used on a token prediction (outputs "
+                                             "(B, T, V))", f"a {self.task} prediction with "
+                                             f"measures of shape {getattr(values, 'shape', None)}"))
+        mask = None if self.token_mask is None else self.token_mask.bool()
+        return sequence_reduce(values, mask, reduce)
 
     @classmethod
     def regression(cls, means: torch.Tensor, *, log_var: torch.Tensor | None,
@@ -133,9 +147,10 @@ class Prediction:
     @classmethod
     def from_measures(cls, task: str, measures: dict[str, torch.Tensor | None], *,
                       n_samples: int, strategy: str, reason: str, tau: float | None = None,
-                      target: torch.Tensor | None = None) -> Prediction:
+                      target: torch.Tensor | None = None,
+                      mask: torch.Tensor | None = None) -> Prediction:
         """A prediction from streamed measures (no samples kept)."""
         return cls(task=task, n_samples=n_samples, strategy=strategy, strategy_reason=reason,
-                   tau=tau, samples_per_batch=[n_samples],
+                   tau=tau, samples_per_batch=[n_samples], token_mask=mask,
                    likelihood_target=target if measures.get("target_log_likelihood")
                    is not None else None, **measures)  # type: ignore[arg-type]

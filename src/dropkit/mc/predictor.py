@@ -149,12 +149,13 @@ class MCDropout:
         clear_plans(self.model)
         self.plan = None
 
-    def _build(self, out: Output, strategy: str, reason: str) -> Prediction:
+    def _build(self, out: Output, strategy: str, reason: str,
+               mask: torch.Tensor | None = None) -> Prediction:
         samples, log_var = self._split(out)
         if self.task == "classification":
             return Prediction.classification(samples, from_logits=self.from_logits,
                                              keep=self.keep_samples, strategy=strategy,
-                                             reason=reason)
+                                             reason=reason, mask=mask)
         return Prediction.regression(samples, log_var=log_var, tau=self.tau,
                                      keep=self.keep_samples, strategy=strategy, reason=reason)
 
@@ -174,12 +175,12 @@ class MCDropout:
     def _split(self, out: Output) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Check a chunk of outputs and return (samples, log_var)."""
         if self.task == "classification":
-            if isinstance(out, tuple) or out.dim() != 3:
+            if isinstance(out, tuple) or out.dim() not in (3, 4):
                 shape = [tuple(t.shape) for t in out] if isinstance(out, tuple) else tuple(
                     out.shape)
                 raise DropkitValueError(expected(
-                    "model", "class scores shaped (B, C) for task='classification'",
-                    f"outputs of shape {shape} per pass"))
+                    "model", "class scores shaped (B, C), or (B, T, V) per token, for "
+                    "task='classification'", f"outputs of shape {shape} per pass"))
             return out, None
         if self.heteroscedastic:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -214,20 +215,30 @@ class MCDropout:
             if self.keep_samples:
                 check_kept_samples(budget, plan.row_bytes, batch.b, batch.device,
                                    self.memory_limit)
+            mask = self._token_mask(batch, plan)
             if self.keep_samples and self.samples != "auto":
-                pred = self._build(sampler.draw(budget), plan.strategy, plan.reason)
+                pred = self._build(sampler.draw(budget), plan.strategy, plan.reason, mask)
                 if target is not None:
                     pred.target_log_likelihood = pred.log_likelihood(target)
                     pred.likelihood_target = target
                 return pred
-            return self._stream(sampler, plan, budget, target)
+            return self._stream(sampler, plan, budget, target, mask)
+
+    def _token_mask(self, batch: ModelInputs, plan: Plan) -> torch.Tensor | None:
+        """The inputs' attention mask ``(B, T)`` when the outputs are per token ``(B, T, V)``
+        of the same length (a decoder's outputs follow its own ids: then no mask)."""
+        mask = batch.mask()
+        if self.task != "classification" or mask is None:
+            return None
+        shape = plan.row_shape
+        return mask.bool() if len(shape) == 2 and shape[0] == mask.shape[1] else None
 
     def _stream(self, sampler: Sampler, plan: Plan, budget: int,
-                target: torch.Tensor | None) -> Prediction:
+                target: torch.Tensor | None, mask: torch.Tensor | None) -> Prediction:
         auto = self.samples == "auto"
         stream: ClassificationStream | RegressionStream
         if self.task == "classification":
-            stream = ClassificationStream(from_logits=self.from_logits)
+            stream = ClassificationStream(from_logits=self.from_logits, mask=mask)
         else:
             stream = RegressionStream(tau=self.tau, target=target)
         kept: list[Output] = []
@@ -249,7 +260,7 @@ class MCDropout:
         measures = stream.measures()
         pred = Prediction.from_measures(self.task, measures, n_samples=drawn,
                                         strategy=plan.strategy, reason=reason, tau=self.tau,
-                                        target=target)
+                                        target=target, mask=mask)
         if self.keep_samples:
             values, log_var = self._split(_cat(kept))
             pred.samples = values
@@ -305,7 +316,12 @@ class MCDropout:
                 f"{batch.describe()}, on which the forward raised {type(err).__name__}: "
                 f"{first}")) from err
         check_output_finite(out)
-        return self._build(out, "deterministic", "one pass with dropout off (weight scaling)")
+        mask = batch.mask()
+        if not (isinstance(out, torch.Tensor) and out.dim() == 4 and mask is not None
+                and out.shape[2] == mask.shape[1]):
+            mask = None
+        return self._build(out, "deterministic", "one pass with dropout off (weight scaling)",
+                           None if mask is None else mask.bool())
 
     def __repr__(self) -> str:
         return (f"MCDropout(task={self.task!r}, samples={self.samples!r}, "
