@@ -180,7 +180,7 @@ def test_scaled_map_std_is_the_validation_rms(quick_run):
 
 
 def test_distances_and_costs_are_consistent(quick_run):
-    c = {k: torch.tensor(v) for k, v in quick_run["curve"].items()}
+    c = {k: torch.tensor(v, dtype=torch.float64) for k, v in quick_run["curve"].items()}
     masks = G.region_masks(c["x"], QUICK)
     for name in G.METHODS:
         w2 = ((c[f"{name}_mean"] - c["hmc_mean"]) ** 2
@@ -247,3 +247,18 @@ def test_quick_run_verdicts_follow_their_rules(quick_run):
     assert -1.0 <= corr <= 1.0
     gain = G.away_w2(quick_run, "scaled_map") - G.away_w2(quick_run, "mc_dropout")
     assert cheap["numbers"]["w2_gain_over_scaled_map"] == [pytest.approx(gain)]
+
+
+def test_figures_draw_the_measured_curves(quick_run):
+    import matplotlib.pyplot as plt
+
+    band, bars = G.figures([quick_run], QUICK)
+    try:
+        ax = band.axes[0]  # the first method's panel: HMC's mean is its first line
+        assert list(ax.lines[0].get_ydata()) == pytest.approx(quick_run["curve"]["hmc_mean"])
+        heights = [p.get_height() for p in bars.axes[0].patches][:len(G.REGIONS)]
+        assert heights == pytest.approx([quick_run["methods"][G.METHODS[0]]["regions"][r]["w2"]
+                                         for r in G.REGIONS])
+    finally:
+        plt.close(band)
+        plt.close(bars)

@@ -509,3 +509,66 @@ def describe(s: Settings) -> str:
             f"(full covariance); scaled MAP: noise std fitted on the validation points. HMC: "
             f"NUTS (pyro), one chain from the MAP, {s.hmc_warmup} warm-up + {s.hmc_samples} "
             f"draws, tree depth <= {s.hmc_tree_depth}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------
+
+LABELS = {"hmc": "HMC (NUTS, gold standard)", "mc_dropout": "MC dropout",
+          "ensemble": "deep ensemble", "laplace": "last-layer Laplace",
+          "scaled_map": "MAP + fitted noise scale"}
+
+
+def figures(per_seed: Sequence[dict[str, Any]], s: Settings) -> list[Any]:
+    """Two matplotlib figures: each method's predictive band against HMC's (first seed), and
+    the W2 distance to HMC per region against the cost (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = per_seed[0]["curve"]
+    x = torch.tensor(c["x"])
+    fig1, axes = plt.subplots(1, len(METHODS), figsize=(4 * len(METHODS), 3.6), sharey=True)
+    for ax, name in zip(axes, METHODS, strict=True):
+        for key, color, alpha in (("hmc", "0.3", 0.25), (name, "C0", 0.35)):
+            m, sd = torch.tensor(c[f"{key}_mean"]), torch.tensor(c[f"{key}_std"])
+            ax.fill_between(x, m - 2 * sd, m + 2 * sd, color=color, alpha=alpha,
+                            label=f"{LABELS[key]}, ±2 sd")
+            ax.plot(x, m, color=color, lw=1)
+        ax.scatter(c["train_x"], c["train_y"], s=6, color="C3", label="training data")
+        ax.plot(x, truth(x), "k--", lw=0.8, label="true function")
+        for lo, hi in s.clusters:
+            ax.axvspan(lo, hi, color="C2", alpha=0.06)
+        ax.set(title=LABELS[name], xlabel="x (input units)", ylim=(-2.5, 2.5))
+        ax.legend(fontsize=6, loc="lower left")
+    axes[0].set_ylabel("y (output units)")
+    fig1.suptitle(f"Predictive of y, seed {per_seed[0]['seed']}: each method (blue) over HMC "
+                  "(grey); green: the data clusters", fontsize=9)
+
+    summ = summary(per_seed)
+    fig2, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    width = 0.8 / len(METHODS)
+    for j, name in enumerate(METHODS):
+        means = [summ[name][r]["w2"]["mean"] for r in REGIONS]
+        errs = [2 * summ[name][r]["w2"]["se"] for r in REGIONS]
+        ax1.bar([i + (j - 1.5) * width for i in range(len(REGIONS))], means, width,
+                yerr=errs, capsize=2, label=LABELS[name])
+        ax2.scatter(summ[name]["cost_s"]["mean"],
+                    sum(summ[name][r]["w2"]["mean"] for r in AWAY) / len(AWAY),
+                    label=LABELS[name], s=30)
+    floor = [summ["hmc"][r]["split_half_w2"]["mean"] for r in REGIONS]
+    ax1.plot(range(len(REGIONS)), floor, "k_", ms=25, mew=2,
+             label="HMC split-half W2 (its own MC error)")
+    ax1.set_xticks(range(len(REGIONS)), REGIONS)
+    ax1.set(title="Distance to the HMC predictive by region",
+            ylabel="W2 between Gaussians (y units)")
+    ax1.legend(fontsize=7)
+    ax2.axvline(summ["hmc"]["cost_s"]["mean"], color="0.4", ls=":", label="HMC's cost")
+    ax2.set_xscale("log")
+    ax2.set(title="Closeness away from the data vs cost", xlabel="train + predict seconds (log)",
+            ylabel="W2 to HMC, gap and outside (y units)")
+    ax2.legend(fontsize=7)
+    fig2.suptitle(f"Mean over {len(per_seed)} seeds; bars ±2 se", fontsize=9)
+    return [fig1, fig2]
