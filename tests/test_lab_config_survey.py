@@ -149,3 +149,18 @@ def test_quick_survey_verdicts_follow_the_rules(survey):
     assert scale["numbers"]["share"] == 1.0 and scale["verdict"] == "supported"
     table = C.table_markdown(survey["rows"])
     assert "| bert | transformers |" in table and "hidden_dropout_prob=0.1" in table
+
+
+def test_figure_counts_the_table(survey):
+    import matplotlib.pyplot as plt
+
+    (fig,) = C.figures([survey])
+    try:
+        bars = fig.axes[1].patches  # stacked: per kind, one bar per library (timm, torchvision)
+        first = [b.get_height() for b in bars[:2]]
+        want = [sum(1 for r in survey["rows"] if r["library"] == lib and r["group"] == "cnn"
+                    and r["batchnorm"] and r["rates"]["dropout"] == 0)
+                for lib in ("timm", "torchvision")]
+        assert first == want
+    finally:
+        plt.close(fig)

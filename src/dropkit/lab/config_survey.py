@@ -359,3 +359,41 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
                      f"{bn} | {params} | {r.get('source', '')} {r.get('note', '')}".rstrip()
                      + " |")
     return "\n".join(lines)
+
+
+def figures(per_seed: Sequence[dict[str, Any]]) -> list[Any]:
+    """One matplotlib figure: transformers' default rates against size; CNNs by library."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = per_seed[0]["rows"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for group, color in (("decoder_lm", "C0"), ("encoder", "C1"), ("vision_transformer", "C2")):
+        pts = [r for r in rows if r["group"] == group and r["params"] and r["max_rate"] is not None]
+        ax1.scatter([r["params"] for r in pts], [r["max_rate"] for r in pts], color=color,
+                    label=group.replace("_", " "), s=25)
+        for r in pts:
+            ax1.annotate(r["model"], (r["params"], r["max_rate"]), fontsize=6,
+                         xytext=(2, 2), textcoords="offset points")
+    ax1.axvline(LARGE_PARAMS, color="0.5", ls=":", label=f"{LARGE_PARAMS:.0e} parameters")
+    ax1.axhline(VERY_LOW, color="0.5", ls="--", label=f"rate {VERY_LOW:g}")
+    ax1.set_xscale("log")
+    ax1.set(title="transformers: default dropout vs model size",
+            xlabel="parameters of the default configuration (log)",
+            ylabel="largest backbone dropout rate")
+    ax1.legend(fontsize=7)
+    libs = ("timm", "torchvision")
+    kinds = (("BatchNorm, no dropout", lambda r: r["batchnorm"] and r["rates"]["dropout"] == 0),
+             ("BatchNorm and dropout", lambda r: r["batchnorm"] and r["rates"]["dropout"] > 0),
+             ("no BatchNorm", lambda r: not r["batchnorm"]))
+    bottom = [0] * len(libs)
+    for label, test in kinds:
+        counts = [sum(1 for r in rows if r["library"] == lib and r["group"] == "cnn"
+                      and r["batchnorm"] is not None and test(r)) for lib in libs]
+        ax2.bar(libs, counts, bottom=bottom, label=label)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    ax2.set(title="Modern CNN builders (default arguments)", ylabel="number of models")
+    ax2.legend(fontsize=7)
+    return [fig]
