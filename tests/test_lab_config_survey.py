@@ -164,3 +164,17 @@ def test_figure_counts_the_table(survey):
         assert first == want
     finally:
         plt.close(fig)
+
+
+def test_size_estimate_when_the_model_cannot_be_built(survey, monkeypatch):
+    gpt2 = transformers.GPT2Config()
+    d, L, v = gpt2.n_embd, gpt2.n_layer, gpt2.vocab_size
+    est = C.estimate_params(gpt2.to_dict())
+    assert est == 12 * L * d * d + v * d
+    counted = _row(survey, "transformers", "gpt2")["params"]
+    assert abs(est - counted) / counted < 0.02  # the estimate is close for a dense model
+    monkeypatch.setattr(C, "_meta_model_facts", lambda tf, config: (None, None))
+    out = C.measure(C.Settings(decoder_lms=("gpt2",), encoders=(), vision_transformers=(),
+                               timm_cnns=(), torchvision_cnns=()))
+    (row,) = out["rows"]
+    assert row["params"] == est and row["params_source"].startswith("estimate")
