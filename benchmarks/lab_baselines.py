@@ -1,7 +1,11 @@
 """Measure the Bayesian baselines against NUTS and the configuration survey (not a test).
 
     .venv/bin/python benchmarks/lab_baselines.py bayes --seeds 0,1,2 [--quick] [--out DIR]
-    .venv/bin/python benchmarks/lab_baselines.py survey [--quick] [--out DIR]
+    .venv/bin/python benchmarks/lab_baselines.py survey [--quick] [--out DIR] [--tv-shim]
+
+--tv-shim first runs the tests' torchvision shim (tests/_torchvision.py), as the test session
+does: torchvision 0.28.0 (CUDA build) and timm do not import beside the CPU torch without it,
+and the survey then reports them as "not importable here".
 
 Prints the verdicts with their rules and a Markdown table, the wall and CPU seconds, and writes
 the per-seed numbers (JSON) and the figures (PNG) under --out. One torch thread, as in the lab.
@@ -74,7 +78,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="lab_baselines_out")
+    parser.add_argument("--tv-shim", action="store_true")
     args = parser.parse_args()
+    if args.tv_shim:
+        from tests._torchvision import allow_import
+
+        allow_import()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -460,7 +460,7 @@ def judge(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     cheap_rule = (
         "supported if (a) MC dropout is clearly closer to HMC away from the data than the "
         f"scaled MAP net [{better.criterion}] is 'supported', (b) it is cheap: mean cost "
-        f"(train + predict seconds) <= {MAX_COST_VS_ENSEMBLE:g} x the deep ensemble's and <= "
+        f"(train + predict CPU seconds) <= {MAX_COST_VS_ENSEMBLE:g} x the deep ensemble's and <= "
         f"{MAX_COST_VS_HMC:g} x HMC's, and (c) no method that costs no more (ensemble, "
         "last-layer Laplace) is closer to HMC away from the data by more than 2 se over seeds; "
         "not supported if (a) is 'not supported' or (b) fails; else partly supported")
