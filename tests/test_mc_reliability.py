@@ -202,3 +202,14 @@ def test_kept_samples_are_refused_before_allocating() -> None:
                               memory_limit=2**20, seed=0).predict(x[:4])
     assert small.n_samples == 20_000 and small.samples is None
     assert_same_state(model, snap)
+
+
+def test_concatenate_checks_its_parts() -> None:
+    clf = dropkit.MCDropout(_mlp(), samples=3, seed=0).predict(torch.randn(2, 8))
+    reg = dropkit.MCDropout(_mlp(), "regression", samples=3, seed=0).predict(torch.randn(2, 8))
+    with pytest.raises(dropkit.DropkitValueError, match="at least one Prediction"):
+        dropkit.Prediction.concatenate([])
+    with pytest.raises(dropkit.DropkitValueError, match="one task"):
+        dropkit.Prediction.concatenate([clf, reg])
+    both = dropkit.Prediction.concatenate([clf, clf])
+    torch.testing.assert_close(both.mean, torch.cat([clf.mean, clf.mean]))

@@ -122,6 +122,22 @@ class Prediction:
     @staticmethod
     def concatenate(parts: list[Prediction]) -> Prediction:
         """Join predictions of consecutive batches along B (samples along their B dim)."""
+        from dropkit.errors import DropkitTypeError, DropkitValueError, expected
+
+        if not isinstance(parts, (list, tuple)) or not all(isinstance(p, Prediction)
+                                                           for p in parts):
+            raise DropkitTypeError(expected("parts", "a list of Prediction objects",
+                                            type(parts).__name__))
+        if not parts:
+            raise DropkitValueError(expected("parts", "at least one Prediction", "none"))
+        tasks = {p.task for p in parts}
+        if len(tasks) > 1:
+            raise DropkitValueError(expected("parts", "predictions of one task",
+                                             f"a mix of {sorted(tasks)}"))
+        shapes = {tuple(p.mean.shape[1:]) for p in parts}
+        if len(shapes) > 1:
+            raise DropkitValueError(expected("parts", "predictions with the same per-row "
+                                             "shape", f"shapes {sorted(shapes)}"))
         first = parts[0]
         joined: dict[str, object] = {}
         same_s = len({p.n_samples for p in parts}) == 1
