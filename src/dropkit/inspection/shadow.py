@@ -54,25 +54,30 @@ def set_flags(model: nn.Module, on: frozenset[str] | set[str]) -> nn.Module:
     return model
 
 
-def _code(module: nn.Module) -> Any:
-    fwd = module.__dict__.get("forward")
-    if fwd is not None:
-        return getattr(fwd, "__func__", fwd)
-    return getattr(type(module), "forward", None)
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def fingerprint(model: nn.Module) -> tuple[Any, ...]:
-    """What plans for ``model`` depend on (cheap: ids and scalars, no tensor data)."""
+    """What plans for ``model`` depend on (cheap: ids and scalars, no tensor data).
+
+    Per module: its identity and class, an instance-level ``forward`` if any (the class's
+    code is covered by the class), the identities of its parameters, buffers, children and
+    forward hooks, and its scalar attributes. Runs on every sampling call, so it is written
+    for speed (about 6 us per module).
+    """
     parts: list[Any] = []
+    add, extend = parts.append, parts.extend
     for m in model.modules():
         d = m.__dict__
-        parts.append((id(m), type(m), _code(m),
-                      tuple(id(t) for t in d["_parameters"].values()),
-                      tuple(id(t) for t in d["_buffers"].values()),
-                      tuple(id(c) for c in d["_modules"].values()),
-                      tuple(d["_forward_hooks"]), tuple(d["_forward_pre_hooks"]),
-                      tuple((k, v) for k, v in d.items()
-                            if k != "training" and isinstance(v, _SCALARS))))
+        params, buffers, children = d["_parameters"], d["_buffers"], d["_modules"]
+        add((id(m), type(m), d.get("forward"), type(m).forward, len(params), len(buffers),
+             len(children), len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
+        extend(map(id, params.values()))
+        extend(map(id, buffers.values()))
+        extend(map(id, children.values()))
+        extend(d["_forward_hooks"])
+        extend(d["_forward_pre_hooks"])
+        extend([(k, v) for k, v in d.items() if type(v) in _SCALAR_TYPES and k != "training"])
     return tuple(parts)
 
 
