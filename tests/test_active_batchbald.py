@@ -80,7 +80,7 @@ def test_sampled_estimator_matches_enumeration_within_its_error() -> None:
     assert res.indices[:6].tolist() == _brute_greedy(p, 6)
     for n in (7, 8):
         want = _brute_mi_vectorised(p, res.indices[:n].tolist())
-        # Monte Carlo error with M = 2000 configurations: sd 0.04 nats over 15 seeds here; allow 2.5 sd
+        # Monte Carlo error with M = 2000 configurations: sd 0.04 nats (15 seeds); allow 2.5 sd
         assert float(res.scores[n - 1]) == pytest.approx(want, abs=0.1)
     again = batchbald(p, 8, from_logits=False, num_configs=2000,
                       generator=torch.Generator().manual_seed(0))

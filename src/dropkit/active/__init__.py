@@ -6,6 +6,15 @@ the next batch from a trained model; pure functions on samples ``(S, B, C)`` (`b
 """
 
 from dropkit.active.batchbald import BatchBALDResult, batchbald
+from dropkit.active.learner import (
+    ACQUISITIONS,
+    ActiveConfig,
+    ActiveLearner,
+    ActiveResult,
+    Round,
+    acquire,
+    lookup,
+)
 from dropkit.active.measures import (
     MEASURES,
     bald,
@@ -17,9 +26,20 @@ from dropkit.active.measures import (
     score,
     variation_ratio,
 )
+from dropkit.active.scoring import COLUMNS, PoolScores, score_pool
 from dropkit.active.selection import SELECTIONS, select, top_k
 
 __all__ = [
+    "ACQUISITIONS",
+    "COLUMNS",
+    "ActiveConfig",
+    "ActiveLearner",
+    "ActiveResult",
+    "PoolScores",
+    "Round",
+    "acquire",
+    "lookup",
+    "score_pool",
     "MEASURES",
     "SELECTIONS",
     "BatchBALDResult",
