@@ -15,6 +15,7 @@ COMMANDS = (
     "dropkit.commands.demo",
     "dropkit.commands.lint",
     "dropkit.commands.bench",
+    "dropkit.commands.active",
 )
 
 
