@@ -16,6 +16,7 @@ COMMANDS = (
     "dropkit.commands.lint",
     "dropkit.commands.bench",
     "dropkit.commands.active",
+    "dropkit.commands.score",
 )
 
 
