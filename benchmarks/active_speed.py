@@ -119,6 +119,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1024, help="rows per chunk / loader batch")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (not the Ray rows)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", default="cnn,mlp", help="comma-separated subset of cnn,mlp")
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -147,7 +148,10 @@ def main() -> int:
         makers["dropkit, 1 process, 1 thread"] = lambda m, s, b: one_thread(
             dropkit_runner(m, s, b))
         makers["ray 2 CPUs"] = ray_runner
+    wanted = set(args.models.split(","))
     for name, (model, x) in make_models(args.n, 0).items():
+        if name.split()[0].split("+")[0] not in wanted:
+            continue
         runners = {k: make(model, args.samples, args.batch) for k, make in makers.items()}
         ref = runners["dropkit"](x[:512])
         for k, run in runners.items():  # warm-up (Ray: starts the actors) and agreement

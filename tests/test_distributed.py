@@ -32,15 +32,16 @@ def test_ray_scores_equal_single_process_bitwise(cluster, tmp_path) -> None:
     torch.set_num_threads(1)
     try:
         local = score_pool(_model(), x, samples=12, seed=7, chunk=40)
+        assert not torch.equal(score_pool(_model(), x, samples=12, seed=8, chunk=40)["bald"],
+                               local["bald"])  # the seed matters, so equality below is earned
     finally:
         torch.set_num_threads(before)
     path = tmp_path / "pool.npy"
     np.save(path, x.numpy())
-    for data in (x, path):  # 7 chunks, the last one of 10 rows, over 2 actors
+    examples = ray.data.from_items([{"x": row} for row in x.numpy()])
+    # 7 chunks over 2 actors, the last one of 10 rows; each call starts its own actor pool
+    for data in (path, examples):
         remote = score_dataset(_model(), data, samples=12, seed=7, chunk=40, k=15, workers=2)
         for name, col in local.columns.items():
             assert torch.equal(remote[name], col), name
         assert torch.equal(remote.top_k, top_k(local["bald"], 15))
-    # a different seed changes the scores (the test would notice a seed that is ignored)
-    other = score_dataset(_model(), x, samples=12, seed=8, chunk=40, workers=2)
-    assert not torch.equal(other["bald"], local["bald"])
