@@ -11,9 +11,10 @@ Every method scores the same pool of N inputs with S MC dropout samples and retu
                      then baal's BALD().compute_score: baal's own pool prediction
   naive loop         per batch, S passes with the dropout modules on, then BALD
   ray 2 CPUs         dropkit.distributed.score_dataset on a local Ray cluster (2 actors, 1
-                     thread each, actors already started), against dropkit in one process
-                     with 1 thread: the overhead at this size, and the per-worker throughput
-                     from which the scaling with more nodes is estimated.
+                     thread each; the cluster is started before timing, but each call starts
+                     its own actor pool, as Ray Data does per execution, and that is timed),
+                     against dropkit in one process with 1 thread: the overhead at this
+                     size, and the per-worker throughput from which scaling is estimated.
 Rounds are interleaved (each round runs every method once) and times are medians. Before
 timing, each method's BALD is compared with dropkit's (the same up to MC error).
 """
