@@ -175,9 +175,9 @@ def main() -> int:
             one = med["dropkit, 1 process, 1 thread"]
             per_worker = args.n / one
             print(f"ray: {one / med['ray 2 CPUs']:.2f}x the one-process speed with 2 workers; "
-                  f"per-worker throughput {per_worker:.0f} rows/s, so k workers would score "
-                  f"at most ~{per_worker:.0f}k rows/s less the driver's chunking and "
-                  f"collection")
+                  f"per-worker throughput {per_worker:.0f} rows/s, so k workers can score at "
+                  f"most k x {per_worker:.0f} rows/s, less the actor start and the driver's "
+                  f"chunking and collection (the gap measured here)")
     return 0
 
 
