@@ -45,3 +45,15 @@ def test_ray_scores_equal_single_process_bitwise(cluster, tmp_path) -> None:
         for name, col in local.columns.items():
             assert torch.equal(remote[name], col), name
         assert torch.equal(remote.top_k, top_k(local["bald"], 15))
+
+
+def test_bad_pools_are_named_before_any_ray_work(tmp_path) -> None:
+    from dropkit.distributed import to_chunks
+    from dropkit.errors import DropkitTypeError, DropkitValueError
+
+    with pytest.raises(DropkitValueError, match="`data`.*existing .npy or .pt file"):
+        to_chunks(tmp_path / "missing.npy")
+    with pytest.raises(DropkitTypeError, match="`data`.*but got int"):
+        to_chunks(3)
+    with pytest.raises(DropkitValueError, match="`data`.*non-empty pool"):
+        to_chunks(np.zeros((0, 4)))
