@@ -60,3 +60,26 @@ def test_bad_model_specs_are_named(factory, tmp_path, capsys) -> None:
                       ("pool_model:not_a_model", "returning an nn.Module")):
         assert main(["score", "--model", spec, "--data", str(tmp_path / "pool.npy")]) == 2
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,address", [(["--ray"], None),
+                                          (["--ray", "ray://head:10001"], "ray://head:10001")])
+def test_ray_flag_passes_the_address_to_score_dataset(factory, tmp_path, monkeypatch, flag,
+                                                      address) -> None:
+    import dropkit.distributed as distributed
+    from dropkit.distributed.ray_scoring import DistributedScores
+
+    np.save(tmp_path / "pool.npy", np.zeros((4, 6), np.float32))
+    seen = {}
+
+    def fake(model, data, **kw):  # the Ray path itself is tested in test_distributed.py
+        seen.update(kw, data=data)
+        cols = {c: torch.zeros(4) for c in ("bald", "max_entropy", "variation_ratio",
+                                            "mean_std", "margin", "random", "prediction")}
+        return DistributedScores(cols, torch.tensor([2, 0]), "bald")
+
+    monkeypatch.setattr(distributed, "score_dataset", fake)
+    assert main(["score", "--model", "pool_model:build", "--data", str(tmp_path / "pool.npy"),
+                 "--k", "2", "--workers", "3", *flag]) == 0
+    assert seen["address"] == address and seen["workers"] == 3 and seen["k"] == 2
+    assert str(seen["data"]).endswith("pool.npy")
