@@ -15,6 +15,8 @@ COMMANDS = (
     "dropkit.commands.demo",
     "dropkit.commands.lint",
     "dropkit.commands.bench",
+    "dropkit.commands.active",
+    "dropkit.commands.score",
 )
 
 
