@@ -27,7 +27,7 @@ from torch import nn
 
 from dropkit.diagnose import RULES, Finding, lint
 from dropkit.errors import DropkitValueError
-from dropkit.mc.discover import find_dropout
+from dropkit.inspection.discover import find_dropout
 
 IMG = torch.randn(2, 3, 8, 8)
 VEC = torch.randn(2, 8)

@@ -21,7 +21,7 @@ from torch import nn
 from dropkit.diagnose import build_dataflow, lint
 from dropkit.diagnose.handnorm import mark_hand_norms
 from dropkit.diagnose.rates import configured_rate
-from dropkit.mc.discover import find_dropout
+from dropkit.inspection.discover import find_dropout
 
 IDS = torch.randint(0, 32, (2, 6), generator=torch.Generator().manual_seed(0))
 PAIR = (IDS, IDS[:, :5])
@@ -40,7 +40,7 @@ def test_configured_rate_is_read_from_the_model():
     # the attribute the call reads, evaluated as under MC dropout (flag on), not the flag's value
     attn = HFAttention(16, 0.25).eval()
     assert configured_rate(attn).p == 0.25 == attn.attention_dropout
-    assert configured_rate(attn).source == "0.0 if not self.training else self.attention_dropout"
+    assert configured_rate(attn).source == "self.attention_dropout"  # the gated value
     assert configured_rate(nn.Dropout(0.3)).p == 0.3
     assert configured_rate(nn.MultiheadAttention(8, 2, dropout=0.2)).p == 0.2
     assert configured_rate(nn.Linear(2, 2)) is None  # no rate anywhere: unknown, not 0

@@ -10,7 +10,7 @@ from torch import nn
 
 from dropkit.diagnose import lint
 from dropkit.diagnose.rates import configured_rate
-from dropkit.mc.discover import find_dropout
+from dropkit.inspection.discover import find_dropout
 
 IDS = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
 

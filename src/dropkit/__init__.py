@@ -4,7 +4,7 @@ inference (Monte Carlo dropout) for any PyTorch model."""
 from dropkit import diagnose, functional, metrics, nn, uncertainty
 from dropkit.diagnose import lint, recalibrate_bn, variance_shift
 from dropkit.errors import DropkitError, DropkitTypeError, DropkitValueError, NoDropoutError
-from dropkit.mc.discover import DropoutSite, find_dropout
+from dropkit.inspection.discover import DropoutSite, find_dropout
 from dropkit.mc.mode import MCModeReport, mc_mode
 from dropkit.mc.prediction import Prediction
 from dropkit.mc.predictor import MCDropout

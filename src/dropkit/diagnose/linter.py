@@ -13,7 +13,7 @@ from dropkit.diagnose.graph import SiteFlow
 from dropkit.diagnose.handnorm import mark_hand_norms
 from dropkit.diagnose.rules import RULES, Context, rate_sites
 from dropkit.errors import DropkitValueError, expected
-from dropkit.mc.discover import find_dropout
+from dropkit.inspection.discover import find_dropout
 
 
 def lint(model: nn.Module, example_input: object = None, *, method: str = "auto",

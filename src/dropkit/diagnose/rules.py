@@ -19,7 +19,7 @@ from dropkit.diagnose.findings import Finding
 from dropkit.diagnose.graph import Dataflow, Node
 from dropkit.diagnose.rates import Rate, configured_rate
 from dropkit.errors import NoDropoutError
-from dropkit.mc.discover import Discovery
+from dropkit.inspection.discover import Discovery
 from dropkit.mc.mode import require_dropout
 
 

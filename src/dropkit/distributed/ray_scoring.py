@@ -14,7 +14,7 @@ from dropkit.active.scoring import COLUMNS, score_chunk
 from dropkit.active.selection import top_k
 from dropkit.distributed._ray import connect
 from dropkit.distributed.chunks import to_chunks
-from dropkit.mc.mode import _check_model
+from dropkit.inspection.borrow import check_model as _check_model
 
 
 class _ChunkScorer:
