@@ -21,9 +21,7 @@ from dropkit.errors import NoDropoutError, expected
 from dropkit.inspection.borrow import check_model
 from dropkit.inspection.registry import (
     FAST_PATH_OWNERS,
-    FUNCTIONS,
-    TORCH_FUNCTIONS,
-    call_arg,
+    dropout_call,
     is_torch_class,
     module_family,
     module_rate,
@@ -183,13 +181,11 @@ class _Calls(CallTracker):
 
     def on_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
                 path: str) -> None:
-        name = TORCH_FUNCTIONS.get(func)
-        if name is not None:
-            f = FUNCTIONS[name]
-            rate = call_arg(args, kwargs, f.p_index, f.p_kw, f.p_default)
-            on = call_arg(args, kwargs, f.training_index, f.training_kw, f.training_default)
-            if isinstance(rate, (int, float)) and rate > 0 and bool(on):
-                self.drops.append((path, float(rate)))
+        seen = dropout_call(func, args, kwargs)
+        if seen is not None:
+            f, rate = seen
+            if rate > 0:
+                self.drops.append((path, rate))
             if f.family == "dropout":
                 return  # active or not, a dropout call changes nothing but dropout
             args = tuple(a for i, a in enumerate(args) if i != f.p_index)

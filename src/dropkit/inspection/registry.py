@@ -112,6 +112,20 @@ def call_arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int | None,
     return default
 
 
+def dropout_call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                 ) -> tuple[DropoutFunction, float] | None:
+    """For a torch function call seen at run time: its registry entry and the rate it drops
+    with (0.0 when it is off or its rate is 0), or None when it is not dropout-like."""
+    name = TORCH_FUNCTIONS.get(func)
+    if name is None:
+        return None
+    f = FUNCTIONS[name]
+    rate = call_arg(args, kwargs, f.p_index, f.p_kw, f.p_default)
+    on = call_arg(args, kwargs, f.training_index, f.training_kw, f.training_default)
+    fired = isinstance(rate, (int, float)) and rate > 0 and bool(on)
+    return f, float(rate) if fired else 0.0
+
+
 def is_stochastic_depth(module: nn.Module) -> bool:
     """timm ``DropPath``, torchvision ``StochasticDepth``, transformers ``<Family>DropPath``."""
     name = type(module).__name__

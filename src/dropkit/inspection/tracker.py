@@ -23,9 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from dropkit.inspection.registry import (
     DROPOUT_MODULES,
-    FUNCTIONS,
-    TORCH_FUNCTIONS,
-    call_arg,
+    dropout_call,
     module_family,
     module_rate,
     owner_rate,
@@ -165,14 +163,11 @@ class _FiringTracker(CallTracker):
                 path: str) -> None:
         if self.inside:
             return
-        name = TORCH_FUNCTIONS.get(func)
-        if name is not None:
-            f = FUNCTIONS[name]
-            rate = call_arg(args, kwargs, f.p_index, f.p_kw, f.p_default)
-            on = call_arg(args, kwargs, f.training_index, f.training_kw, f.training_default)
-            if isinstance(rate, (int, float)) and rate > 0 and bool(on):
-                self.firing.add(path, "functional" if f.family == "dropout" else f.family,
-                                float(rate))
+        seen = dropout_call(func, args, kwargs)
+        if seen is not None:
+            f, rate = seen
+            if rate > 0:
+                self.firing.add(path, "functional" if f.family == "dropout" else f.family, rate)
             return
         op = func_name(func)
         if op in RANDOM_OPS:
