@@ -20,8 +20,6 @@ from typing import Any
 import torch
 from torch import nn
 
-_SCALARS = (int, float, bool, str, type(None))
-
 
 def _copy_module(module: nn.Module, memo: dict[int, nn.Module]) -> nn.Module:
     if id(module) in memo:  # a submodule used in two places stays one module
@@ -54,30 +52,28 @@ def set_flags(model: nn.Module, on: frozenset[str] | set[str]) -> nn.Module:
     return model
 
 
-_SCALAR_TYPES = frozenset(_SCALARS)
-
-
 def fingerprint(model: nn.Module) -> tuple[Any, ...]:
-    """What plans for ``model`` depend on (cheap: ids and scalars, no tensor data).
+    """What plans for ``model`` depend on (cheap: identities, no tensor data).
 
-    Per module: its identity and class, an instance-level ``forward`` if any (the class's
-    code is covered by the class), the identities of its parameters, buffers, children and
-    forward hooks, and its scalar attributes. Runs on every sampling call, so it is written
-    for speed (about 6 us per module).
+    Per module: its identity and class (and so the class's code), the identity of every
+    attribute value (a rate set to 0.9 is a new object; an instance-level ``forward`` too), of
+    its parameters, buffers and children, and its forward hooks. Runs on every sampling call,
+    so it reads identities only (no tensor, no comparison of values). Switching the model's own
+    flags and back leaves it unchanged; leaving them switched rebuilds the plans once.
     """
     parts: list[Any] = []
     add, extend = parts.append, parts.extend
     for m in model.modules():
         d = m.__dict__
         params, buffers, children = d["_parameters"], d["_buffers"], d["_modules"]
-        add((id(m), type(m), d.get("forward"), type(m).forward, len(params), len(buffers),
-             len(children), len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
+        add((id(m), type(m), len(d), len(params), len(buffers), len(children),
+             len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
+        extend(map(id, d.values()))
         extend(map(id, params.values()))
         extend(map(id, buffers.values()))
         extend(map(id, children.values()))
         extend(d["_forward_hooks"])
         extend(d["_forward_pre_hooks"])
-        extend([(k, v) for k, v in d.items() if type(v) in _SCALAR_TYPES and k != "training"])
     return tuple(parts)
 
 
