@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-VERDICTS = ("supported", "partly supported", "not supported")
+from dropkit.experiments.claim import VERDICTS, Statement
+
+__all__ = ["VERDICTS", "ClaimResult", "Figure", "Judgement", "LabConfig", "Statement", "judge",
+           "mean_se"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class ClaimResult:
     config: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    # each statement of the claim judged on its own (issue 14); `verdict` then follows from
+    # them by `experiments.claim.group_verdict`
+    statements: list[Statement] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
