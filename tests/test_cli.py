@@ -31,6 +31,21 @@ def test_demo_prints_the_comparison(capsys):
         assert any(line.startswith(angle) for line in out.splitlines())
 
 
-def test_demo_bad_samples_is_a_clean_error(capsys):
-    assert main(["demo", "--epochs", "1", "--samples", "0"]) == 2
-    assert "`samples` to be an integer >= 1" in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "flag", "got"), [
+    (["--samples", "0"], "--samples", "0"),
+    (["--epochs", "-1"], "--epochs", "-1"),
+    (["--epochs", "0"], "--epochs", "0"),
+    (["--seed", "-3"], "--seed", "-3"),
+])
+def test_demo_bad_flags_are_refused_before_any_work(argv, flag, got, capsys, monkeypatch):
+    """Checked before the data is loaded or a model built: training is made to explode."""
+    import dropkit.lab.train as train_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the flags")
+
+    monkeypatch.setattr(train_module, "train", no_training)
+    assert main(["demo", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"dropkit demo: error: Expected argument `{flag}` to be an integer "
+                   f">= {0 if flag == '--seed' else 1}, but got {got}.\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import urllib.error
 from pathlib import Path
 
@@ -119,15 +121,70 @@ def test_offline_download_gives_a_clear_error(tmp_path: Path,
     assert not list((tmp_path / "cache").rglob("*.txt"))  # nothing half-written
 
 
+def _sha256_of(folder: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+
+
 def test_download_fetches_the_layout_from_a_base_url(tmp_path: Path) -> None:
     """Download from a local file:// mirror (no network): every file lands in the cache."""
     src = tmp_path / "mirror"
     _write_layout(src)
     dest = tmp_path / "cache"
-    folder = download_uci("toy", dest, base_url=src.as_uri())
+    sums = _sha256_of(src / "toy" / "data")
+    folder = download_uci("toy", dest, base_url=src.as_uri(), checksums=sums)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         p.name for p in (src / "toy" / "data").iterdir())
     ds = load_uci("toy", dest)
     np.testing.assert_array_equal(ds.X, load_uci("toy", src).X)
     with pytest.raises(DropkitError, match="Could not download"):
-        download_uci("other", dest, base_url=(tmp_path / "nowhere").as_uri())
+        download_uci("other", dest, base_url=(tmp_path / "nowhere").as_uri(), checksums=sums)
+
+
+def test_download_refuses_a_file_whose_checksum_differs(tmp_path: Path) -> None:
+    """One changed byte in the source: the download stops at that file and saves nothing of
+    it; the message names the file and both digests (hashlib computes the expected one)."""
+    src = tmp_path / "mirror"
+    folder = _write_layout(src)
+    sums = _sha256_of(folder)
+    text = (folder / "data.txt").read_text()
+    (folder / "data.txt").write_text(text.replace("0\t0.5", "0\t0.6", 1))
+    got = hashlib.sha256((folder / "data.txt").read_bytes()).hexdigest()
+    assert got != sums["data.txt"]
+    dest = tmp_path / "cache"
+    with pytest.raises(DropkitError) as info:
+        download_uci("toy", dest, base_url=src.as_uri(), checksums=sums)
+    assert str(info.value) == (
+        f"Checksum mismatch for {src.as_uri()}/toy/data/data.txt: expected SHA-256 "
+        f"{sums['data.txt']}, got {got}. The file differs from the pinned revision; "
+        "it was not saved.")
+    assert not list(dest.rglob("*"))  # nothing written, not even a .part file
+
+
+def test_download_needs_checksums_for_an_unpinned_data_set(tmp_path: Path) -> None:
+    src = tmp_path / "mirror"
+    _write_layout(src)
+    with pytest.raises(DropkitValueError, match="`name` to be a data set of the pinned source "
+                       r"\(bostonHousing, concrete, energy, kin8nm, naval"):
+        download_uci("toy", tmp_path / "cache", base_url=src.as_uri())
+    assert not (tmp_path / "cache").exists()
+
+
+@needs_shared
+def test_pinned_checksums_match_the_shared_files_and_verify_a_download(tmp_path: Path) -> None:
+    """The pinned table equals hashlib over ../shared/uci (byte-identical to the pinned
+    revision), file for file; downloading bostonHousing from a file:// copy of it passes the
+    check, and a copy with one index file changed is refused at that file."""
+    pinned = uci.pinned_checksums()
+    for folder in sorted(SHARED.glob("*/data")):
+        assert _sha256_of(folder) == pinned[folder.parent.name], folder.parent.name
+    # 8 sets of 48 files (20 splits) and protein-tertiary-structure's 18 (5 splits)
+    assert len(pinned) == 9 and sum(len(v) for v in pinned.values()) == 8 * 48 + 18
+    assert uci.UCI_REVISION in uci.UCI_BASE_URL
+    dest = download_uci("bostonHousing", tmp_path / "ok", base_url=SHARED.as_uri())
+    assert _sha256_of(dest) == pinned["bostonHousing"]
+    bad = tmp_path / "bad" / "bostonHousing" / "data"
+    shutil.copytree(SHARED / "bostonHousing" / "data", bad)
+    (bad / "index_train_7.txt").write_text("0\n")
+    with pytest.raises(DropkitError, match="Checksum mismatch .*index_train_7.txt"):
+        download_uci("bostonHousing", tmp_path / "cache", base_url=(tmp_path / "bad").as_uri())
+    assert not (tmp_path / "cache" / "bostonHousing" / "data" / "index_train_7.txt").exists()

@@ -8,18 +8,21 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from dropkit.commands._common import flag_wording, positive
+from dropkit.errors import DropkitError, DropkitValueError, expected
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dropkit.active.digits import DEFAULT_ACQUISITIONS
-
     p = subparsers.add_parser(
         "active", help="active learning with MC dropout on digits: BALD, BatchBALD, ... vs random",
         description="Runs the active-learning loop on scikit-learn's bundled digits (no "
         "download) for each acquisition function and seed, and writes results.json and "
         "report.html (labels-vs-accuracy curves with error bands) to --out.")
-    p.add_argument("--acquisitions", default=",".join(DEFAULT_ACQUISITIONS),
-                   help="comma-separated acquisition functions")
+    p.add_argument("--acquisitions", default=None,
+                   help="comma-separated acquisition functions (default: bald, batchbald, "
+                   "variation_ratio, max_entropy, mean_std, margin, random)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--initial", type=int, default=20, help="balanced initial labels")
     p.add_argument("--batch-size", type=int, default=20, help="labels acquired per round")
@@ -30,26 +33,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds (one seed, "
                    "3 rounds, small model): checks the pipeline, not the claim")
     p.add_argument("--out", default="active-results", help="output directory")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, extras=("lab",))
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds):
+        raise DropkitValueError(expected("--seeds", "comma-separated integers >= 0 such as "
+                                         "0,1,2", repr(text)))
+    return seeds
+
+
+def config(args: argparse.Namespace) -> Any:  # DigitsConfig, imported lazily
+    """The run's `DigitsConfig` from the flags; every flag checked, errors name the flag."""
+    from dropkit.active.digits import DEFAULT_ACQUISITIONS, DigitsConfig
+    from dropkit.experiments import record
+
+    for flag in ("initial", "batch_size", "budget", "samples", "steps"):
+        positive("--" + flag.replace("_", "-"), getattr(args, flag))
+    if not 0 < args.target <= 1:
+        raise DropkitValueError(expected("--target", "an accuracy in (0, 1]", args.target))
+    acquisitions = (DEFAULT_ACQUISITIONS if args.acquisitions is None
+                    else tuple(a.strip() for a in args.acquisitions.split(",") if a.strip()))
+    fields = dict(acquisitions=acquisitions, initial=args.initial, target=args.target)
+    try:
+        if args.quick:
+            cfg = DigitsConfig.quick_config(**fields)
+        else:
+            cfg = DigitsConfig(seeds=_seeds(args.seeds), budget=args.budget,
+                               batch_size=args.batch_size, samples=args.samples,
+                               steps=args.steps, **fields)
+    except DropkitError as err:
+        raise flag_wording(err, args) from None
+    record.check_output_dir(args.out, "--out")
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
-    from dropkit.active.digits import DigitsConfig, run_digits
+    cfg = config(args)
+    from dropkit.active.digits import run_digits
     from dropkit.active.report import document
     from dropkit.lab.runner import environment
     from dropkit.report.html import render_html
 
-    fields = dict(acquisitions=tuple(a.strip() for a in args.acquisitions.split(",") if a),
-                  initial=args.initial, target=args.target)
-    if args.quick:
-        cfg = DigitsConfig.quick_config(**fields)
-    else:
-        cfg = DigitsConfig(seeds=tuple(int(s) for s in args.seeds.split(",") if s),
-                           budget=args.budget, batch_size=args.batch_size,
-                           samples=args.samples, steps=args.steps, **fields)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    result = run_digits(cfg)
+    result = run_digits(cfg, progress=args.progress)
     seconds = time.perf_counter() - t0
     doc, figures = document(result, command="dropkit " + " ".join(sys.argv[2:]),
                             started=started, seconds=seconds,

@@ -11,13 +11,13 @@ interrupted run leaves the previous set untouched.
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropkit.commands._common import flag_wording
 from dropkit.errors import DropkitError, DropkitValueError, expected
 
 __all__ = ["main", "register"]
@@ -86,13 +86,6 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - UCIConfig, imported laz
     return UCIConfig.quick(**overrides) if args.quick else UCIConfig(**overrides)
 
 
-def _flag_errors(err: DropkitError) -> DropkitError:
-    """UCIConfig names its fields; the user typed flags (``splits_per_batch`` ->
-    ``--splits-per-batch``)."""
-    text = re.sub(r"`(\w+)`", lambda m: f"`--{m.group(1).replace('_', '-')}`", str(err))
-    return type(err)(text)
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark; returns the exit code (2 on bad input or data, before any work)."""
     try:
@@ -108,11 +101,12 @@ def main(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     results = []
+    progress = getattr(args, "progress", True)  # False with --no-progress, --quiet, TQDM_DISABLE
     try:
         for dataset in plan.datasets:
             partial = plan.resume.get(dataset.name)
             results.append(run_uci(
-                dataset, plan.config, dtype=plan.dtype, progress=True, resume=partial,
+                dataset, plan.config, dtype=plan.dtype, progress=progress, resume=partial,
                 on_group_done=lambda r, ds=dataset: plan.checkpoints.save(ds, r)))
             print(f"{dataset.name}: done", file=sys.stderr)
         write_report(results, plan.out, command=plan.command)
@@ -137,7 +131,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
     try:
         config = _config(args)
     except DropkitError as err:
-        raise _flag_errors(err) from None
+        raise flag_wording(err, args) from None
     names = split_names(args.datasets, "--datasets")
     out = record.check_output_dir(args.out, "--out")
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
@@ -146,7 +140,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         try:
             datasets.append(load_uci(name, args.root, n_splits=config.n_splits))
         except DropkitError as err:
-            raise (_flag_errors(err) if "`n_splits`" in str(err) else err) from None
+            raise flag_wording(err, args) from None
     for dataset in datasets:
         check_protocol(dataset, config)
     checkpoints = Checkpoints(out / CHECKPOINT_DIR, config, dtype)

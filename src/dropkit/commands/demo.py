@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-from tqdm.auto import tqdm
+from dropkit.commands._common import non_negative, positive
 
 ANGLES = (0, 15, 30, 45, 60, 90)
 
@@ -21,11 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=100, help="MC dropout passes (default 100)")
     p.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed for split, init and masks")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, extras=("digits",))
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every flag, before the two minutes of training (`DropkitValueError` naming the flag)."""
+    positive("--samples", args.samples)
+    positive("--epochs", args.epochs)
+    non_negative("--seed", args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
+    check(args)
+    import torch
+
     from dropkit import MCDropout
+    from dropkit._progress import progress_bar
     from dropkit.datasets.digits import load_digits, rotate
     from dropkit.lab.train import TrainConfig, mlp, train
     from dropkit.metrics import accuracy, expected_calibration_error, negative_log_likelihood
@@ -36,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     model = mlp(64, [256, 256], 10, p=0.3)
     train(model, data.flat_train, data.y_train,
           TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=64, seed=args.seed),
-          progress="training")
+          progress="training" if args.progress else None)
     mc = MCDropout(model, samples=args.samples, seed=args.seed, progress=False)
     x, y = data.flat_test, data.y_test
     rows = []
@@ -52,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<24}{acc:>10.4f}{nll:>10.4f}{ece:>10.4f}")
     print(f"\nMC dropout uncertainty on test digits rotated by an angle (S={args.samples}):\n")
     print(f"{'angle (deg)':<14}{'accuracy':>10}{'entropy (nats)':>16}{'mutual info (nats)':>20}")
-    for angle in tqdm(ANGLES, desc="rotations", leave=False):
+    for angle in progress_bar(ANGLES, enabled=args.progress, desc="rotations", leave=False):
         pred = mc.predict(rotate(data.x_test, angle).flatten(1))
         print(f"{angle:<14}{accuracy(pred.mean, y, from_logits=False):>10.4f}"
               f"{pred.predictive_entropy.mean().item():>16.4f}"

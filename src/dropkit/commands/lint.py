@@ -13,11 +13,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported when the command runs, so `dropkit --help` stays quick
+    from torch import nn
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
+DTYPES = ("float32", "float64", "int64")
 
 
 class UsageError(Exception):
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", default=None, metavar="SHAPE",
                    help="example input shape, e.g. 2,3,32,32 (not needed when the factory "
                    "returns an input; without either only the static rules run)")
-    p.add_argument("--input-dtype", default="float32", choices=tuple(DTYPES),
+    p.add_argument("--input-dtype", default="float32", choices=DTYPES,
                    help="dtype of the example input (int64 gives token ids 0; default float32)")
     p.add_argument("--method", default="auto", choices=("auto", "fx", "hooks"),
                    help="how to build the dataflow (default: fx, else hooks)")
@@ -94,6 +95,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def example_for(built: object, shape: str | None, dtype: str) -> tuple[nn.Module, object]:
     """The model and example input from what the factory returned and the flags."""
+    import torch
+    from torch import nn
+
     example: object = None
     if isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], nn.Module):
         built, example = built
@@ -103,8 +107,9 @@ def example_for(built: object, shape: str | None, dtype: str) -> tuple[nn.Module
     if shape is not None:
         size = parse_shape(shape)
         gen = torch.Generator().manual_seed(0)
-        example = (torch.zeros(size, dtype=DTYPES[dtype]) if dtype == "int64"
-                   else torch.randn(size, generator=gen, dtype=DTYPES[dtype]))
+        torch_dtype = getattr(torch, dtype)  # one of DTYPES, checked by argparse
+        example = (torch.zeros(size, dtype=torch_dtype) if dtype == "int64"
+                   else torch.randn(size, generator=gen, dtype=torch_dtype))
     return built, example
 
 
@@ -113,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from dropkit.errors import DropkitError
 
     try:
+        if args.input_shape is not None:
+            parse_shape(args.input_shape)  # a bad flag is refused before the factory runs
         model, example = example_for(load_factory(args.factory), args.input_shape,
                                      args.input_dtype)
         result = lint(model, example, method=args.method)

