@@ -18,9 +18,11 @@ index=()
 [ -n "${FLOOR_INDEX:-}" ] && index=(--index-url "$FLOOR_INDEX")
 "${pip[@]}" "${index[@]}" "torch==$torch_version" "numpy<2"
 "${pip[@]}" --no-deps --force-reinstall .
-# the runtime dependencies other than torch/numpy, and the test runner; --no-deps on torch's
-# side is kept by naming torch again, so nothing upgrades it
-"${pip[@]}" "torch==$torch_version" "numpy<2" "tqdm>=4.60" pytest pytest-timeout hypothesis
+# the runtime dependencies other than torch/numpy, what the README's blocks and the smoke
+# tests import (transformers 5 needs torch >= 2.6, so 4.x; scipy is a reference in the tests)
+# and the test runner; torch is named again so that nothing upgrades it
+"${pip[@]}" "torch==$torch_version" "numpy<2" "tqdm>=4.60" "transformers<5" scipy \
+    pytest pytest-timeout hypothesis
 cd "$(mktemp -d)"  # the tests must import the installed package, not ./src
 cp -r "$OLDPWD/tests" "$OLDPWD/README.md" "$OLDPWD/pyproject.toml" .
 "$venv/bin/python" - <<'EOF'

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from dropkit._extras import MissingExtraError
 from dropkit._log import cli_logging
 from dropkit._progress import progress_env
 from dropkit.commands._common import add_common_flags, check_extras, wants_progress
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         args.progress = wants_progress(args)
         with cli_logging(quiet=args.quiet, verbose=args.verbose), progress_env(args.progress):
             return int(args.func(args) or 0)
+    except MissingExtraError as err:
+        print(err, file=sys.stderr)  # already names the command and the install line
+        return 2
     except DropkitError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
