@@ -31,5 +31,5 @@ print(f"floor check: torch {torch.__version__}, numpy {numpy.__version__}, "
       f"dropkit {dropkit.__version__} from {dropkit.__file__}")
 assert "site-packages" in dropkit.__file__, "dropkit must come from the installed wheel"
 EOF
-"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_functional.py \
+"$venv/bin/python" -m pytest -p no:cacheprovider tests/test_docs.py tests/test_functional.py \
     tests/test_mc_mode.py tests/test_predictor.py tests/test_uncertainty.py
