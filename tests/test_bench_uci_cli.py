@@ -200,7 +200,7 @@ def test_resume_after_an_interrupt_gives_the_straight_run_bit_for_bit(
     monkeypatch.setattr(uci_checkpoint.Checkpoints, "save", save_then_ctrl_c)
     trained.clear()
     assert _bench(root, out, *per_batch) == 130
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "dropkit bench: interrupted"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "dropkit bench uci: interrupted"
     assert (out / "uci.md").read_text() == "previous table"  # the old set, untouched
     assert not (out / "uci.csv").exists()
 

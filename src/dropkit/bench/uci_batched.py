@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from dropkit._progress import progress_bar
 from dropkit._validate import check_choice
 from dropkit.bench.uci_config import BACKENDS
 from dropkit.bench.uci_native import NativeKernels, native_kernels
@@ -281,7 +281,8 @@ def train_batched(
         y_rows = y.reshape(K * N)
     offsets = (torch.arange(K) * N).unsqueeze(1)  # (K, 1): row k of network k is k N + i
     step = 0
-    for _ in tqdm(range(epochs), desc=progress, disable=progress is None, leave=False):
+    for _ in progress_bar(range(epochs), enabled=progress is not None, desc=progress,
+                          leave=False):
         # one exact uniform permutation per network; K small randperm calls are ~4x cheaper
         # than argsort of a (K, N) random matrix, which also has (rare) ties
         perm = torch.stack([torch.randperm(N, generator=generator) for _ in range(K)])

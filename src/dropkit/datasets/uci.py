@@ -34,7 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dropkit._log import get_logger
 from dropkit.errors import DropkitError, DropkitValueError, expected
+
+log = get_logger(__name__)
 
 __all__ = [
     "UCI_BASE_URL",
@@ -149,6 +152,7 @@ def _fetch(url: str, dest: Path, timeout: float, sha256: str) -> None:
             f"layout under a folder and pass it as `root`, or set {UCI_ROOT_ENV}."
         ) from err
     got = hashlib.sha256(payload).hexdigest()
+    log.debug("%s: %d bytes, SHA-256 %s (expected %s)", url, len(payload), got, sha256)
     if got != sha256:
         raise DropkitError(
             f"Checksum mismatch for {url}: expected SHA-256 {sha256}, got {got}. The file "
@@ -191,6 +195,8 @@ def download_uci(
     def get(fname: str) -> None:
         if (folder / fname).is_file():
             return
+        if not any(folder.glob("*.txt")):  # the first file of this data set: say so once
+            log.info("downloading %s into %s from %s (SHA-256 checked)", name, folder, url)
         if fname not in checksums:
             raise DropkitValueError(expected("checksums", f"a SHA-256 for {fname!r}",
                                              sorted(checksums)))
