@@ -241,3 +241,31 @@ def test_python_m_dropkit_runs_the_cli(help_probe):
                    "commands/lab.py imports dropkit.lab.runner); the CLI side is lazy")
 def test_help_imports_no_torch(help_probe):
     assert "TORCH False" in help_probe
+
+
+# The same with the package's __init__ and commands/lab.py (which import torch) stubbed out:
+# what this file's modules (cli.py, commands/*) import themselves for --help of every command.
+_CLI_LAYER_PROBE = """
+import sys, types
+pkg = types.ModuleType("dropkit"); pkg.__path__ = [sys.argv[1] + "/dropkit"]
+sys.modules["dropkit"] = pkg
+lab = types.ModuleType("dropkit.commands.lab")
+lab.register = lambda sub: sub.add_parser("lab")
+sys.modules["dropkit.commands.lab"] = lab
+from dropkit.cli import main
+for argv in (["--help"], ["demo", "--help"], ["lint", "--help"], ["bench", "uci", "--help"],
+             ["active", "--help"], ["score", "--help"]):
+    try:
+        main(argv)
+    except SystemExit as stop:
+        assert stop.code == 0, argv
+heavy = ("torch", "numpy", "tqdm", "sklearn", "matplotlib", "ray")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_cli_layer_imports_nothing_heavy_for_help():
+    done = subprocess.run([sys.executable, "-c", _CLI_LAYER_PROBE, str(SRC)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
