@@ -13,6 +13,7 @@ import pytest
 
 import dropkit.commands.demo as demo_cmd
 import dropkit.commands.lab as lab_cmd
+import dropkit.lab.runner as lab_runner
 from dropkit._extras import MissingExtraError, missing_modules, require
 from dropkit._progress import NON_TTY_INTERVAL_S, progress_bar
 from dropkit.cli import _leaf_parsers, build_parser, main
@@ -135,7 +136,9 @@ def test_lab_gets_no_progress_under_tqdm_disable(monkeypatch, tmp_path):
         seen.append(cfg.progress)
         raise DropkitValueError("stop here")
 
-    monkeypatch.setattr(lab_cmd, "run_lab", fake_run_lab)
+    # both places: commands/lab.py imports run_lab at the top today, and may import it lazily
+    monkeypatch.setattr(lab_cmd, "run_lab", fake_run_lab, raising=False)
+    monkeypatch.setattr(lab_runner, "run_lab", fake_run_lab)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert main(["lab", "--quick", "--out", str(tmp_path / "a")]) == 2
     monkeypatch.delenv("TQDM_DISABLE")
