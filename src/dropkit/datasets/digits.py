@@ -40,7 +40,7 @@ def load_digits(*, test_fraction: float = 0.3, seed: int = 0,
         from sklearn.datasets import load_digits as sk_load
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "dropkit's digits need scikit-learn: pip install 'dropkit[data]'") from err
+            "dropkit's digits need scikit-learn: pip install 'dropkit[digits]'") from err
     check_probability("test_fraction", test_fraction)
     data = sk_load()
     x = torch.tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8)
