@@ -15,8 +15,14 @@ where the compiler refuses) into
 ``$DROPKIT_CACHE_DIR`` (default ``~/.cache/dropkit``)/native, keyed by a hash of the source,
 the flags, the compiler and the CPU, so a cache shared between machines never loads a library
 built for another CPU. That folder is private and every entry is checked against the sha256
-recorded when it was built before it is loaded (``uci_native_cache``). ``DROPKIT_NATIVE=0``
-turns the native backend off; ``$CC`` picks the compiler (split like a shell command).
+recorded when it was built before it is loaded (``uci_native_cache``). ``$CC`` picks the
+compiler (split like a shell command).
+
+Without a compiler the same kernels come from numba (``uci_native_numba.py``, the extra
+``dropkit[kernels]``), 1.3x slower than C on the UCI benchmark but several times faster than
+the torch ops (``benchmarks/uci_kernel.py``); which one runs is logged on ``dropkit.bench``
+(INFO, or WARNING for a fallback). ``DROPKIT_NATIVE=c`` or ``=numba`` forces one, ``=0`` turns
+the native backend off.
 """
 
 from __future__ import annotations
