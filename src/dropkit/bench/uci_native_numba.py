@@ -20,6 +20,7 @@ import torch
 from numba import njit, prange
 
 from dropkit.bench.uci_native import NativeKernels
+from dropkit.errors import DropkitError
 
 __all__ = ["NumbaKernels"]
 
@@ -198,17 +199,21 @@ def _mc_parallel(K, *args):  # pragma: no cover - compiled
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    # the kernels write through these arrays: a reshape of a non-contiguous one would copy
+    # and lose the writes, so refuse it like the C path's _ptr_of
+    if not t.is_contiguous() or t.device.type != "cpu":
+        raise DropkitError("internal: numba kernels need contiguous CPU tensors")
     return t.numpy()
 
 
 def _bits(t: torch.Tensor) -> np.ndarray:
-    return t.numpy().view(np.uint64)
+    return _np(t).view(np.uint64)
 
 
 class NumbaKernels(NativeKernels):
     """``NativeKernels`` with the numba kernels in place of the compiled C library."""
 
-    def __init__(self, dtype: torch.dtype, D: int, H: int) -> None:  # noqa: D107
+    def __init__(self, dtype: torch.dtype, D: int, H: int) -> None:
         self.dtype, self.D, self.H = dtype, D, H
         self._words = (-(-D // 64), -(-H // 64))
         self.threads = torch.get_num_threads()
@@ -238,13 +243,13 @@ class NumbaKernels(NativeKernels):
         if threads > 1:
             numba.set_num_threads(threads)
         run = _train_parallel if threads > 1 else _train_serial
+        D1, H = self.D + 1, self.H
         run(K, _np(X), _np(y), _np(rows), _bits(keep[0]), _bits(keep[1]), *self._words,
-                    _np(w1).reshape(K, self.D + 1, self.H), _np(w2).reshape(K, self.H),
-                    _np(b2).reshape(K), _np(m[0]).reshape(K, self.D + 1, self.H),
-                    _np(v[0]).reshape(K, self.D + 1, self.H), _np(m[1]).reshape(K, self.H),
-                    _np(v[1]).reshape(K, self.H), _np(m[2]).reshape(K), _np(v[2]).reshape(K),
-                    _np(scale), _np(two_reg), R(beta1), R(beta2), R(lr / (1.0 - beta1**step)),
-                    R((1.0 - beta2**step) ** 0.5), R(eps), R(2.0) / R(b), R(1.0))
+            _np(w1).reshape(K, D1, H), _np(w2).reshape(K, H), _np(b2).reshape(K),
+            _np(m[0]).reshape(K, D1, H), _np(v[0]).reshape(K, D1, H), _np(m[1]).reshape(K, H),
+            _np(v[1]).reshape(K, H), _np(m[2]).reshape(K), _np(v[2]).reshape(K), _np(scale),
+            _np(two_reg), R(beta1), R(beta2), R(lr / (1.0 - beta1**step)),
+            R((1.0 - beta2**step) ** 0.5), R(eps), R(2.0) / R(b), R(1.0))
 
     def mc_passes(self, X: torch.Tensor, keep: tuple[torch.Tensor, torch.Tensor],
                   w1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
@@ -255,5 +260,5 @@ class NumbaKernels(NativeKernels):
             numba.set_num_threads(threads)
         run = _mc_parallel if threads > 1 else _mc_serial
         run(K, _np(X), _bits(keep[0]), _bits(keep[1]), *self._words,
-                   _np(w1).reshape(K, self.D + 1, self.H), _np(w2).reshape(K, self.H),
-                   _np(b2).reshape(K), _np(out))
+            _np(w1).reshape(K, self.D + 1, self.H), _np(w2).reshape(K, self.H),
+            _np(b2).reshape(K), _np(out))
