@@ -68,8 +68,13 @@ def _drops_from_gaps(ks, width, inv_log_q, L, last, rows, D, H, keep1, keep2, nw
 
 
 @njit(inline="always")
-def _kept(bits, row, nw, c):  # pragma: no cover - compiled
-    return (bits[row * nw + c // 64] >> np.uint64(c % 64)) & _ONE != 0
+def _unpack(bits, row, nw, mask, one):  # pragma: no cover - compiled
+    """Row ``row``'s keep-bits as 0/1 in ``mask`` (shifts, not // and %: numba's signed
+    floor division branches and keeps the loops from vectorising)."""
+    base = row * nw
+    for c in range(mask.shape[0]):
+        bit = (bits[base + (c >> 6)] >> np.uint64(c & 63)) & _ONE
+        mask[c] = one if bit else one - one
 
 
 @njit(inline="always")
@@ -99,21 +104,26 @@ def _train_network(k, X, y, rows, keep1, keep2, nw1, nw2, w1, w2, b2, m1, v1, m2
     XM = np.empty((b, D), X.dtype)  # s x m1, the dropped and scaled inputs
     GA = np.empty((b, H), X.dtype)  # dL/da per row
     acc = np.empty(H, X.dtype)
+    mk1 = np.empty(D, X.dtype)
+    mk2 = np.empty(H, X.dtype)
     g2 = np.zeros(H, X.dtype)
     gb = zero
     for i in range(b):
         r = rows[k, i]
         kr = k * b + i
+        _unpack(keep1, kr, nw1, mk1, one)
+        _unpack(keep2, kr, nw2, mk2, one)
         for h in range(H):
             acc[h] = W[D, h]
         for j in range(D):
-            xj = X[r, j] * s if _kept(keep1, kr, nw1, j) else zero
+            xj = X[r, j] * s * mk1[j]
             XM[i, j] = xj
             for h in range(H):
                 acc[h] += xj * W[j, h]
         ov = zero
         for h in range(H):
-            a = acc[h] if acc[h] > zero and _kept(keep2, kr, nw2, h) else zero
+            a = acc[h] * mk2[h]  # relu of the kept units; a dropped one gives +-0 -> 0
+            a = a if a > zero else zero
             acc[h] = a
             ov += a * w[h]
         g = two_over_b * (ov * s + b2[k] - y[r])
@@ -151,23 +161,27 @@ def _mc_network(k, X, keep1, keep2, nw1, nw2, w1, w2, b2, out):  # pragma: no co
     D = X.shape[2]
     H = w2.shape[1]
     zero = b2[0] - b2[0]
+    one = zero + b2.dtype.type(1)
     W = w1[k]
     w = w2[k]
     acc = np.empty(H, X.dtype)
+    mk1 = np.empty(D, X.dtype)
+    mk2 = np.empty(H, X.dtype)
     for t in range(S):
         for i in range(M):
             row = (k * S + t) * M + i
+            _unpack(keep1, row, nw1, mk1, one)
+            _unpack(keep2, row, nw2, mk2, one)
             for h in range(H):
                 acc[h] = W[D, h]
             for j in range(D):
-                if _kept(keep1, row, nw1, j):
-                    xj = X[k, i, j]
-                    for h in range(H):
-                        acc[h] += xj * W[j, h]
+                xj = X[k, i, j] * mk1[j]
+                for h in range(H):
+                    acc[h] += xj * W[j, h]
             ov = zero
             for h in range(H):
-                if acc[h] > zero and _kept(keep2, row, nw2, h):
-                    ov += acc[h] * w[h]
+                a = acc[h] * mk2[h]
+                ov += a * w[h] if a > zero else zero
             out[k, t, i] = ov + b2[k]
 
 
