@@ -108,13 +108,17 @@ def test_streaming_equals_function(binning: str) -> None:
         metric.update(logits[chunk:chunk + 70], target[chunk:chunk + 70])
     ref = expected_calibration_error(logits, target, from_logits=True, n_bins=8,
                                      binning=binning)
-    assert metric.compute() == pytest.approx(ref, abs=1e-12)
-    metric.reset().update(logits[:50], target[:50])
+    assert metric.compute().item() == pytest.approx(ref, abs=1e-12)
+    ref_bins = calibration_bins(logits, target, from_logits=True, n_bins=8, binning=binning)
+    torch.testing.assert_close(metric.bins().count, ref_bins.count, rtol=0, atol=0)
+    metric.reset()
+    metric.update(logits[:50], target[:50])
     ref50 = expected_calibration_error(logits[:50], target[:50], from_logits=True, n_bins=8,
                                        binning=binning)
-    assert metric.compute() == pytest.approx(ref50, abs=1e-12)
+    assert metric.compute().item() == pytest.approx(ref50, abs=1e-12)
+    metric.reset()
     with pytest.raises(DropkitError, match="before any update"):
-        metric.reset().compute()
+        metric.compute()
 
 
 def test_bad_options() -> None:

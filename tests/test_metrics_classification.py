@@ -128,12 +128,17 @@ def test_streaming_objects_equal_functions(cls, fn) -> None:
     metric = cls(from_logits=True)
     for start in range(0, 230, 64):  # uneven last batch
         metric.update(logits[start:start + 64], target[start:start + 64])
-    assert metric.compute() == pytest.approx(fn(logits, target, from_logits=True), rel=1e-12)
+    got = metric.compute()
+    assert got.dtype == torch.float64 and got.dim() == 0  # torchmetrics' convention
+    assert got.item() == pytest.approx(fn(logits, target, from_logits=True), rel=1e-12)
     probs = torch.softmax(logits[:40], 1)
-    again = cls(from_logits=False).update(probs, target[:40]).compute()
-    assert again == pytest.approx(fn(probs, target[:40], from_logits=False), rel=1e-12)
+    again = cls(from_logits=False)
+    again.update(probs, target[:40])
+    assert again.compute().item() == pytest.approx(fn(probs, target[:40], from_logits=False),
+                                                   rel=1e-12)
+    metric.reset()
     with pytest.raises(DropkitError, match="before any update"):
-        metric.reset().compute()
+        metric.compute()
     with pytest.raises(DropkitTypeError, match="`from_logits` to be a bool"):
         cls(from_logits="no")
     with pytest.raises(DropkitValueError, match="`target` to be class indices"):

@@ -95,13 +95,14 @@ def test_streaming_objects_equal_functions() -> None:
         objs[0].update(mean[sl], target[sl])
         objs[1].update(mean[sl], var[sl], target[sl])
         objs[2].update(mean[sl], std[sl], target[sl])
-    assert objs[0].compute() == pytest.approx(rmse(mean, target), rel=1e-12)
-    assert objs[1].compute() == pytest.approx(gaussian_nll(mean, var, target), rel=1e-12)
-    assert objs[2].compute() == pytest.approx(
+    assert objs[0].compute().item() == pytest.approx(rmse(mean, target), rel=1e-12)
+    assert objs[1].compute().item() == pytest.approx(gaussian_nll(mean, var, target), rel=1e-12)
+    assert objs[2].compute().item() == pytest.approx(
         interval_coverage(mean, std, target, level=0.8), rel=1e-12)
     for obj in objs:
+        obj.reset()
         with pytest.raises(DropkitError, match="before any update"):
-            obj.reset().compute()
+            obj.compute()
     with pytest.raises(DropkitValueError, match=r"`level` to be a float in \[0, 1\)"):
         IntervalCoverage(level=1.5)
     with pytest.raises(DropkitValueError, match="`var` to be strictly positive"):

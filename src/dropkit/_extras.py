@@ -29,6 +29,10 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "bayes": (("pyro", "pyro-ppl"),),
     # side-by-side comparisons with peer libraries (benchmarks/)
     "peers": (("baal", "baal"), ("einops", "einops")),
+    # `dropkit.metrics`' streaming objects as torchmetrics.Metric (DDP sync, MetricCollection)
+    "metrics": (("torchmetrics", "torchmetrics"),),
+    # the UCI kernels compiled by numba where no C compiler is available
+    "kernels": (("numba", "numba"),),
 }
 
 

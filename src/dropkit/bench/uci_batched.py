@@ -10,7 +10,8 @@ checks one network of a batch against ``torch.nn`` + ``torch.optim.Adam``).
 
 Two backends compute the same thing: ``torch`` (torch ops over all K networks at once) and
 ``native`` (``uci_native.c``: one network's whole step while it sits in the L1 cache, compiled
-on first use; 2x to 3x faster at the benchmark's sizes). Both consume the generator
+on first use; 2x to 3x faster at the benchmark's sizes; without a C compiler its numba twin,
+``uci_native_numba.py``). Both consume the generator
 identically, so they train the same networks up to rounding (``tests/test_bench_uci_native.py``).
 
 Dropout masks are drawn as the positions of the dropped entries (``drop_positions``: partial
@@ -22,6 +23,7 @@ A network's input and hidden masks of a step (or of S MC passes) are one such se
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ import torch
 from dropkit._progress import progress_bar
 from dropkit._validate import check_choice
 from dropkit.bench.uci_config import BACKENDS
-from dropkit.bench.uci_native import NativeKernels, native_kernels
+from dropkit.bench.uci_native import NativeKernels, _log_once, native_kernels
 from dropkit.errors import DropkitError
 from dropkit.measures.likelihood import MixtureLogLikelihood
 
@@ -218,9 +220,13 @@ def resolve_backend(backend: str, dtype: torch.dtype, D: int, H: int) -> NativeK
         return None
     try:
         return native_kernels(dtype, D, H)
-    except DropkitError:
+    except DropkitError as e:
         if backend == "native":
             raise
+        # "auto": the torch ops compute the same networks, several times slower
+        # (benchmarks/uci_kernel.py); say so once, and how to get the fast path
+        _log_once(logging.WARNING, f"UCI kernels: torch ops ({e}). A C compiler (cc or $CC) "
+                  "or `pip install numba` gives the faster fused kernels.")
         return None
 
 

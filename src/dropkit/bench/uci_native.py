@@ -15,14 +15,22 @@ where the compiler refuses) into
 ``$DROPKIT_CACHE_DIR`` (default ``~/.cache/dropkit``)/native, keyed by a hash of the source,
 the flags, the compiler and the CPU, so a cache shared between machines never loads a library
 built for another CPU. That folder is private and every entry is checked against the sha256
-recorded when it was built before it is loaded (``uci_native_cache``). ``DROPKIT_NATIVE=0``
-turns the native backend off; ``$CC`` picks the compiler (split like a shell command).
+recorded when it was built before it is loaded (``uci_native_cache``). ``$CC`` picks the
+compiler (split like a shell command).
+
+Without a compiler the same kernels come from numba (``uci_native_numba.py``, the extra
+``dropkit[kernels]``): 2.5x slower than C on the UCI benchmark and only 1.1x to 1.2x faster
+than the torch ops (``benchmarks/uci_kernel.py``, two runs); which one runs is logged on
+``dropkit.bench``
+(INFO, or WARNING for a fallback). ``DROPKIT_NATIVE=c`` or ``=numba`` forces one, ``=0`` turns
+the native backend off.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shlex
@@ -39,7 +47,9 @@ import torch
 from dropkit.bench.uci_native_cache import build_into, private_dir, verified
 from dropkit.errors import DropkitError
 
-__all__ = ["NativeKernels", "native_kernels"]
+__all__ = ["PREFERENCE", "NativeKernels", "native_kernels"]
+
+_LOG = logging.getLogger("dropkit.bench")
 
 _SOURCE = Path(__file__).with_name("uci_native.c")
 _FLAGS = ("-O3", "-fno-math-errno", "-std=gnu11", "-shared", "-fPIC")
@@ -102,13 +112,19 @@ class NativeKernels:
         inv = sampler.inv_log_q
 
         def consume(ks: torch.Tensor, width: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-            n_short = self._gaps(ks.numel(), _ptr_of(ks), _ptr_of(width), _ptr_of(inv),
-                                 _ptr_of(L), _ptr_of(last), rows, _ptr_of(keep[0]),
-                                 _ptr_of(keep[1]), _ptr_of(short))
+            n_short = self._drops(ks, width, inv, L, last, rows, keep, short)
             return short[:n_short].clone()
 
         sampler.rounds(rows * (self.D + self.H), generator, consume)
         return keep
+
+    def _drops(self, ks: torch.Tensor, width: torch.Tensor, inv: torch.Tensor,
+               L: torch.Tensor, last: torch.Tensor, rows: int,
+               keep: tuple[torch.Tensor, torch.Tensor], short: torch.Tensor) -> int:
+        """``drops_from_gaps`` of one round; returns how many networks are still short."""
+        return self._gaps(ks.numel(), _ptr_of(ks), _ptr_of(width), _ptr_of(inv), _ptr_of(L),
+                          _ptr_of(last), rows, _ptr_of(keep[0]), _ptr_of(keep[1]),
+                          _ptr_of(short))
 
     def unpack(self, keep: tuple[torch.Tensor, torch.Tensor], lead: tuple[int, ...],
                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,22 +181,60 @@ def _cache_dir() -> Path:
 
 
 def native_kernels(dtype: torch.dtype, D: int, H: int) -> NativeKernels:
-    """Fresh kernels (own scratch buffers) for ``dtype`` and a D -> H -> 1 network; the
-    library is compiled on the first call of the process for these values, or taken from the
-    cache folder.
+    """Fresh kernels (own scratch buffers) for ``dtype`` and a D -> H -> 1 network.
 
-    Raises ``DropkitError`` (saying why) when they cannot be had: turned off by
-    ``DROPKIT_NATIVE=0``, an unsupported dtype, no C compiler, or a failed compilation (which
-    is remembered for the rest of the process, so ``backend="auto"`` does not retry it).
+    ``$DROPKIT_NATIVE`` picks them: ``c`` the C library (compiled on the first call of the
+    process for these values, or taken from the cache folder), ``numba`` the numba twin
+    (``uci_native_numba.py``, needs ``pip install numba``, no C compiler), unset or ``1`` the
+    first of ``PREFERENCE`` that can be had (the other logged as a fallback on the logger
+    ``dropkit.bench``), ``0`` none. Raises ``DropkitError`` (saying why for each) when none can
+    be had: turned off, an unsupported dtype, no C compiler or a failed compilation (which is
+    remembered for the rest of the process, so ``backend="auto"`` does not retry it), no numba.
     """
-    if os.environ.get("DROPKIT_NATIVE", "1") == "0":
+    choice = os.environ.get("DROPKIT_NATIVE", "1").strip().lower()
+    if choice == "0":
         raise DropkitError("the native UCI kernels are turned off (DROPKIT_NATIVE=0)")
+    if choice not in ("", "1", *PREFERENCE):
+        raise DropkitError(f"DROPKIT_NATIVE={choice!r} is not one of 0, 1, c, numba")
     if dtype not in _REAL:
         raise DropkitError(f"the native UCI kernels support float32 and float64, not {dtype}")
-    lib = _library(dtype, int(D), int(H))
-    if isinstance(lib, str):
-        raise DropkitError(lib)
-    return NativeKernels(lib, dtype, D, H)
+    order = PREFERENCE if choice in ("", "1") else (choice,)
+    failed: list[str] = []
+    for impl in order:
+        kernels = _MAKERS[impl](dtype, int(D), int(H))
+        if isinstance(kernels, NativeKernels):
+            if failed:
+                _log_once(logging.WARNING, f"UCI kernels: {impl} (fallback: {'; '.join(failed)})")
+            else:
+                _log_once(logging.INFO, f"UCI kernels: {impl}")
+            return kernels
+        failed.append(f"{impl}: {kernels}")
+    raise DropkitError("no native UCI kernels: " + "; ".join(failed))
+
+
+@cache
+def _log_once(level: int, message: str) -> None:
+    """Each distinct choice once per process (the kernels are resolved at every call)."""
+    _LOG.log(level, message)
+
+
+def _c_kernels(dtype: torch.dtype, D: int, H: int) -> NativeKernels | str:
+    lib = _library(dtype, D, H)
+    return lib if isinstance(lib, str) else NativeKernels(lib, dtype, D, H)
+
+
+def _numba_kernels(dtype: torch.dtype, D: int, H: int) -> NativeKernels | str:
+    try:
+        from dropkit.bench.uci_native_numba import NumbaKernels
+    except ImportError as e:
+        return f"numba is not installed ({e.msg}; pip install numba)"
+    return NumbaKernels(dtype, D, H)
+
+
+#: the implementations ``DROPKIT_NATIVE=1`` tries, fastest first (benchmarks/uci_kernel.py:
+#: full bostonHousing protocol, one thread, C 2.6 min, numba 6.6 min, torch ops 7.6 min)
+PREFERENCE = ("c", "numba")
+_MAKERS = {"c": _c_kernels, "numba": _numba_kernels}
 
 
 _LOCK = threading.Lock()

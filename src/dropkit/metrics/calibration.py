@@ -2,7 +2,7 @@
 
 One pipeline: ``(preds, target) -> (confidence, correct) -> bin edges -> per-bin sums ->``
 :class:`CalibrationBins` ``-> ECE``. The function :func:`expected_calibration_error` and the
-streaming object :class:`CalibrationError` both run it.
+streaming ``torchmetrics.Metric`` ``CalibrationError`` (``streaming.py``) both run it.
 
 Bins are half-open ``[lower, upper)`` except the last, which is closed ``[lower, 1]``. (The
 torchmetrics implementation puts a confidence of exactly 1.0 into an extra bin of its own;
@@ -16,12 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from dropkit._validate import check_choice, check_positive_int
-from dropkit.errors import DropkitError
 from dropkit.metrics._inputs import ArrayLike, class_inputs
-from dropkit.uncertainty import _check_from_logits
 
-__all__ = ["CalibrationBins", "calibration_bins", "expected_calibration_error",
-           "CalibrationError", "BINNINGS", "NORMS"]
+__all__ = ["CalibrationBins", "calibration_bins", "expected_calibration_error", "BINNINGS",
+           "NORMS"]
 
 BINNINGS = ("width", "mass")
 NORMS = ("l1", "l2", "max")
@@ -67,8 +65,9 @@ def _top_label(preds: ArrayLike, target: ArrayLike, from_logits: bool
     return confidence, (predicted == target).to(confidence.dtype)
 
 
-def _width_edges(n_bins: int, dtype: torch.dtype) -> torch.Tensor:
-    return torch.linspace(0.0, 1.0, n_bins + 1, dtype=dtype)
+def _width_edges(n_bins: int, dtype: torch.dtype,
+                 device: torch.device | None = None) -> torch.Tensor:
+    return torch.linspace(0.0, 1.0, n_bins + 1, dtype=dtype, device=device)
 
 
 def _mass_edges(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -79,7 +78,8 @@ def _mass_edges(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     ordered = confidence.double().sort().values
     # position k (N - 1) / n_bins split exactly in integers: an edge that falls on a data
     # point must equal it, or that point would slip into the neighbouring bin
-    scaled = torch.arange(1, n_bins, dtype=torch.int64) * (len(ordered) - 1)
+    steps = torch.arange(1, n_bins, dtype=torch.int64, device=ordered.device)
+    scaled = steps * (len(ordered) - 1)
     lo = torch.div(scaled, n_bins, rounding_mode="floor")
     frac = (scaled - lo * n_bins).double() / n_bins
     hi = (lo + 1).clamp_max(len(ordered) - 1)
@@ -94,7 +94,7 @@ def _bin_sums(confidence: torch.Tensor, correct: torch.Tensor, edges: torch.Tens
     n_bins = len(edges) - 1
     # bin k holds edges[k] <= conf < edges[k+1]; conf == 1 falls in the last bin
     index = torch.bucketize(confidence, edges[1:-1], right=True)  # (B,) in [0, n_bins)
-    sums = torch.zeros(3, n_bins, dtype=torch.float64)
+    sums = torch.zeros(3, n_bins, dtype=torch.float64, device=confidence.device)
     sums[0].index_add_(0, index, torch.ones_like(confidence, dtype=torch.float64))
     sums[1].index_add_(0, index, confidence.double())
     sums[2].index_add_(0, index, correct.double())
@@ -118,7 +118,7 @@ def _bins_from_sums(edges: torch.Tensor, sums: torch.Tensor) -> CalibrationBins:
 def _bins(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int, binning: str
           ) -> CalibrationBins:
     if binning == "width":
-        edges = _width_edges(n_bins, confidence.dtype)
+        edges = _width_edges(n_bins, confidence.dtype, confidence.device)
     else:
         edges = _mass_edges(confidence, n_bins)
     return _bins_from_sums(edges, _bin_sums(confidence, correct, edges))
@@ -162,54 +162,3 @@ def expected_calibration_error(preds: ArrayLike, target: ArrayLike, *, from_logi
     bins = calibration_bins(preds, target, from_logits=from_logits, n_bins=n_bins,
                             binning=binning)
     return bins.calibration_error(norm)
-
-
-class CalibrationError:
-    """Streaming ECE: ``update(preds, target)`` per batch, then ``compute()``; ``reset()``.
-
-    With ``binning="width"`` it keeps only ``3 * n_bins`` running sums. Equal-mass edges depend
-    on all confidences, so ``binning="mass"`` keeps every ``(confidence, correct)`` pair
-    (memory grows with the data) and bins them in ``compute``. Either way the result equals
-    :func:`expected_calibration_error` on the concatenated batches.
-    """
-
-    def __init__(self, *, from_logits: bool, n_bins: int = 15, binning: str = "width",
-                 norm: str = "l1") -> None:
-        self.from_logits = _check_from_logits(from_logits)
-        self.n_bins = check_positive_int("n_bins", n_bins)
-        self.binning = check_choice("binning", binning, BINNINGS)
-        self.norm = check_choice("norm", norm, NORMS)
-        self.reset()
-
-    def reset(self) -> CalibrationError:
-        self._sums = torch.zeros(3, self.n_bins, dtype=torch.float64)
-        self._seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-        return self
-
-    def update(self, preds: ArrayLike, target: ArrayLike) -> CalibrationError:
-        confidence, correct = _top_label(preds, target, self.from_logits)
-        if self.binning == "width":
-            self._sums += _bin_sums(confidence, correct,
-                                    _width_edges(self.n_bins, confidence.dtype))
-        else:
-            self._seen.append((confidence.detach().cpu(), correct.detach().cpu()))
-        return self
-
-    def bins(self) -> CalibrationBins:
-        """The bins of everything seen since the last ``reset``."""
-        if self.binning == "width":
-            if self._sums[0].sum() == 0:
-                raise self._nothing_seen()
-            return _bins_from_sums(_width_edges(self.n_bins, torch.float64), self._sums)
-        if not self._seen:
-            raise self._nothing_seen()
-        confidence = torch.cat([c for c, _ in self._seen])
-        correct = torch.cat([k.double() for _, k in self._seen])
-        return _bins(confidence, correct, self.n_bins, "mass")
-
-    def compute(self) -> float:
-        return self.bins().calibration_error(self.norm)
-
-    @staticmethod
-    def _nothing_seen() -> Exception:
-        return DropkitError("CalibrationError.compute() called before any update().")

@@ -1,21 +1,16 @@
 """Proper scoring rules and accuracy for class predictions ``(B, C)`` against labels ``(B,)``.
 
-Each metric is a pure function and a streaming object (``update``/``compute``/``reset``)
-over the same private per-row function.
+Each metric is a pure function here and a streaming ``torchmetrics.Metric`` in ``streaming.py``,
+both over the same private per-row function below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from dropkit.metrics._inputs import ArrayLike, class_inputs
-from dropkit.metrics._stream import RowMean
-from dropkit.uncertainty import _check_from_logits
 
-__all__ = ["accuracy", "negative_log_likelihood", "brier_score", "Accuracy",
-           "NegativeLogLikelihood", "BrierScore", "NLL_EPS"]
+__all__ = ["accuracy", "negative_log_likelihood", "brier_score", "NLL_EPS"]
 
 #: Probabilities given with ``from_logits=False`` are clamped below at this value before the
 #: log, so a confidently wrong prediction costs at most ``-log(1e-12) ~= 27.6`` nats instead of
@@ -84,36 +79,3 @@ def brier_score(preds: ArrayLike, target: ArrayLike, *, from_logits: bool) -> fl
         - target: ``(B,)`` integer class indices in ``[0, C)``.
     """
     return float(_brier_rows(preds, target, from_logits).mean())
-
-
-class _ClassRowMean(RowMean):
-    """Base of the classification objects; subclasses name their per-row function."""
-
-    _rows: Callable[[ArrayLike, ArrayLike, bool], torch.Tensor]
-
-    def __init__(self, *, from_logits: bool) -> None:
-        self.from_logits = _check_from_logits(from_logits)
-        super().__init__()
-
-    def update(self, preds: ArrayLike, target: ArrayLike) -> _ClassRowMean:
-        """Add a batch: ``preds (B, C)``, ``target (B,)``."""
-        self._add(type(self)._rows(preds, target, self.from_logits))
-        return self
-
-
-class Accuracy(_ClassRowMean):
-    """Streaming :func:`accuracy`: ``Accuracy(from_logits=True).update(z, y).compute()``."""
-
-    _rows = staticmethod(_correct_rows)
-
-
-class NegativeLogLikelihood(_ClassRowMean):
-    """Streaming :func:`negative_log_likelihood`."""
-
-    _rows = staticmethod(_nll_rows)
-
-
-class BrierScore(_ClassRowMean):
-    """Streaming :func:`brier_score`."""
-
-    _rows = staticmethod(_brier_rows)

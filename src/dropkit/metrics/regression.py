@@ -1,8 +1,8 @@
 """Regression metrics: error, Gaussian likelihood and interval coverage (averaged over all
 entries, so ``(B,)`` and ``(B, D)`` inputs both work).
 
-Each metric is a pure function and a streaming object (``update``/``compute``/``reset``)
-over the same private per-entry function.
+Each metric is a pure function here and a streaming ``torchmetrics.Metric`` in ``streaming.py``,
+both over the same private per-entry function below.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import torch
 from dropkit._validate import check_probability
 from dropkit.errors import DropkitValueError, expected
 from dropkit.metrics._inputs import ArrayLike, float_tensor
-from dropkit.metrics._stream import RowMean
 
-__all__ = ["rmse", "gaussian_nll", "interval_coverage", "RMSE", "GaussianNLL",
-           "IntervalCoverage"]
+__all__ = ["rmse", "gaussian_nll", "interval_coverage"]
 
 
 def _same_shape(first: str, a: ArrayLike, others: dict[str, ArrayLike]) -> list[torch.Tensor]:
@@ -103,34 +101,3 @@ def interval_coverage(mean: ArrayLike, std: ArrayLike, target: ArrayLike, *,
         - mean, std, target: the same shape, e.g. ``(B,)`` or ``(B, D)``.
     """
     return float(_inside(mean, std, target, _check_level(level)).mean())
-
-
-class RMSE(RowMean):
-    """Streaming :func:`rmse`: ``update(preds, target)`` per batch, then ``compute()``."""
-
-    def update(self, preds: ArrayLike, target: ArrayLike) -> RMSE:
-        self._add(_squared_error(preds, target))
-        return self
-
-    def _finish(self, mean: float) -> float:
-        return math.sqrt(mean)
-
-
-class GaussianNLL(RowMean):
-    """Streaming :func:`gaussian_nll`: ``update(mean, var, target)`` per batch."""
-
-    def update(self, mean: ArrayLike, var: ArrayLike, target: ArrayLike) -> GaussianNLL:
-        self._add(_gaussian_nll_entries(mean, var, target))
-        return self
-
-
-class IntervalCoverage(RowMean):
-    """Streaming :func:`interval_coverage`: ``update(mean, std, target)`` per batch."""
-
-    def __init__(self, *, level: float = 0.95) -> None:
-        self.level = _check_level(level)
-        super().__init__()
-
-    def update(self, mean: ArrayLike, std: ArrayLike, target: ArrayLike) -> IntervalCoverage:
-        self._add(_inside(mean, std, target, self.level))
-        return self
