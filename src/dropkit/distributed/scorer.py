@@ -97,12 +97,14 @@ class RayScorer:
         self._actors: list[Any] = []
 
     def start(self) -> RayScorer:
-        """Start the actors and ship the model to each (once; later calls do nothing)."""
+        """Start the actors, ship the model to each and wait until all are up (once)."""
         if not self._actors:
             ray = connect(self.address)
             worker = ray.remote(num_cpus=self.threads)(_Worker)
             ref = ray.put(self.model)  # one pickled copy; each actor fetches it once
-            self._actors = [worker.remote(ref, self.threads) for _ in range(self.workers)]
+            actors = [worker.remote(ref, self.threads) for _ in range(self.workers)]
+            ray.get([a.identity.remote() for a in actors])  # each up, holding the model
+            self._actors = actors
         return self
 
     def update(self, model: nn.Module) -> None:
