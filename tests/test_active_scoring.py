@@ -37,10 +37,10 @@ def test_bald_matches_a_naive_loop_in_distribution() -> None:
         model[7].weight.mul_(8)  # confident, disagreeing heads: BALD well above 0
     got = score_pool(model, x, samples=400, seed=3, chunk=40)["bald"].double()
     torch.manual_seed(4)
-    model[6].train()  # the naive reference: only the dropout on, 400 full passes
+    model[6].train()  # the reference: only the dropout on, 400 full passes in one batch
     with torch.no_grad():
-        ref = mutual_information(torch.stack([model(x) for _ in range(400)]).double(),
-                                 from_logits=True)
+        logits = model(x.repeat(400, 1, 1, 1)).view(400, 40, 3)  # (S*B, C) -> (S, B, C)
+        ref = mutual_information(logits.double(), from_logits=True)
     model[6].eval()
     # Two independent 400-sample estimates of the same per-row BALD: MC error only.
     # Measured here: mean BALD 0.152, largest row difference 0.025, mean difference 0.006.
