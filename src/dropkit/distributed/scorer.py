@@ -83,6 +83,10 @@ class RayScorer:
             running session or starts a local one.
         workers: actors in the pool. threads: torch threads (and Ray CPUs) per actor.
         from_logits, strategy: as in `dropkit.MCDropout`.
+
+    Ray starts its worker processes at a raised niceness (``RAY_worker_niceness``; a driver at
+    nice 5 got actors at nice 19): on a node busy with other work the actors get the CPU last,
+    so set ``RAY_worker_niceness=0`` there (see benchmarks/RESULTS.md).
     """
 
     def __init__(self, model: nn.Module, *, samples: int = 20, chunk: int = 1024,
