@@ -2,7 +2,7 @@
 
 Not a test. Run from the repository root (baal installed beside torch, see shared/PEERS.md):
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/active_speed.py --n 50000 --samples 20
+    OMP_NUM_THREADS=1 PYTHONPATH=src:. python benchmarks/active_speed.py --n 50000 --samples 20
 
 Every method scores the same pool of N inputs with S MC dropout samples and returns BALD
 (mutual information) per example; the table gives the wall time and the ratio to dropkit.
@@ -10,13 +10,16 @@ Every method scores the same pool of N inputs with S MC dropout samples and retu
   baal               ModelWrapper(MCDropoutModule(model)).predict_on_dataset(...) -> (N, C, S),
                      then baal's BALD().compute_score: baal's own pool prediction
   naive loop         per batch, S passes with the dropout modules on, then BALD
-  ray 2 CPUs         dropkit.distributed.score_dataset on a local Ray cluster (2 actors, 1
-                     thread each; the cluster is started before timing, but each call starts
-                     its own actor pool, as Ray Data does per execution, and that is timed),
-                     against dropkit in one process with 1 thread: the overhead at this
-                     size, and the per-worker throughput from which scaling is estimated.
-Rounds are interleaved (each round runs every method once) and times are medians. Before
-timing, each method's BALD is compared with dropkit's (the same up to MC error).
+  ray 2 actors       dropkit.distributed.RayScorer on a local 2-CPU Ray cluster (2 actors, 1
+                     thread each), started once before timing (its start, with the model
+                     shipped to each actor, is timed separately): the actors are reused by
+                     every call, as in an active-learning loop. Compare with dropkit at 1
+                     thread (--threads 1): the overhead at this size, and the per-worker
+                     throughput from which scaling is estimated.
+Before timing, every method runs once on a pool with the timed chunk shapes (dropkit builds one
+plan per chunk shape: the full chunk and the last, shorter one), and its BALD is compared with
+dropkit's (the same up to MC error). Rounds are interleaved (each round runs every method once,
+in a rotated order) and times are medians.
 """
 
 from __future__ import annotations
@@ -92,25 +95,18 @@ def baal_runner(model: nn.Module, s: int, batch: int) -> Callable[[torch.Tensor]
 
 
 def ray_runner(model: nn.Module, s: int, batch: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    from dropkit.distributed import score_dataset
+    from dropkit.distributed import RayScorer
 
-    return lambda x: score_dataset(model, x, samples=s, seed=0, chunk=batch, workers=2,
-                                   threads=1)["bald"]
+    t0 = time.perf_counter()
+    scorer = RayScorer(model, samples=s, chunk=batch, workers=2, threads=1).start()
+    ray_runner.started = time.perf_counter() - t0  # type: ignore[attr-defined]
+    return lambda x: scorer.score(x, seed=0)["bald"]
 
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]
-
-
-def one_thread(fn: Scorer) -> Scorer:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(x)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
+def warm_pool(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Rows whose chunks have the timed shapes: one full chunk, then the pool's last one."""
+    rest = x.shape[0] % batch
+    return torch.cat([x[:batch], x[:rest]]) if rest and x.shape[0] > batch else x[:batch]
 
 
 def main() -> int:
@@ -121,13 +117,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (not the Ray rows)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="cnn,mlp", help="comma-separated subset of cnn,mlp")
-    ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--methods", default="dropkit,naive,baal,ray",
+                    help="comma-separated subset of dropkit,naive,baal,ray (dropkit always)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"command: {' '.join(sys.argv)}")
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, {args.threads} thread(s), N={args.n}, S={args.samples}")
-    makers: dict[str, Callable] = {"dropkit": dropkit_runner, "naive loop": naive_runner}
+    methods = set(args.methods.split(","))
+    makers: dict[str, Callable] = {"dropkit": dropkit_runner}
+    if "naive" in methods:
+        makers["naive loop"] = naive_runner
     try:
         # torchvision's CUDA wheel beside the CPU torch breaks torchmetrics (baal imports it);
         # the tests' shim makes its pure-Python part importable (see tests/_torchvision.py).
@@ -135,32 +135,38 @@ def main() -> int:
         from tests._torchvision import allow_import
 
         allow_import()
-        import baal.active.heuristics  # noqa: F401
-        makers["baal"] = baal_runner
+        if "baal" in methods:
+            import baal.active.heuristics  # noqa: F401
+            makers["baal"] = baal_runner
     except ImportError as err:
         print(f"baal not available ({err}): its row is missing")
-    if not args.no_ray:
+    if "ray" in methods:
         import ray
 
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         print(f"ray {ray.__version__}: local 2-CPU cluster started in "
               f"{time.perf_counter() - t0:.1f} s (not in the times below)")
-        makers["dropkit, 1 process, 1 thread"] = lambda m, s, b: one_thread(
-            dropkit_runner(m, s, b))
-        makers["ray 2 CPUs"] = ray_runner
+        makers["ray 2 actors"] = ray_runner
     wanted = set(args.models.split(","))
     for name, (model, x) in make_models(args.n, 0).items():
         if name.split()[0].split("+")[0] not in wanted:
             continue
         runners = {k: make(model, args.samples, args.batch) for k, make in makers.items()}
-        ref = runners["dropkit"](x[:512])
-        for k, run in runners.items():  # warm-up (Ray: starts the actors) and agreement
-            got = run(x[:512])
+        if "ray 2 actors" in runners:
+            print(f"  {name} / ray: 2 actors started and the model shipped to each in "
+                  f"{ray_runner.started:.1f} s (once; not in the times below)")  # type: ignore
+        warm = warm_pool(x, args.batch)
+        ref = runners["dropkit"](warm)
+        for k, run in runners.items():  # warm-up on the timed chunk shapes, and agreement
+            t0 = time.perf_counter()
+            got = run(warm)
             print(f"  {name} / {k}: BALD mean {float(got.mean()):.4f} vs dropkit "
-                  f"{float(ref.mean()):.4f} on 512 rows")
+                  f"{float(ref.mean()):.4f} on {warm.shape[0]} rows (warm-up "
+                  f"{time.perf_counter() - t0:.1f} s)", flush=True)
         times: dict[str, list[float]] = {k: [] for k in runners}
         for r in range(args.rounds):
+            print(f"  round {r + 1}/{args.rounds}", flush=True)
             order = list(runners)[r % len(runners):] + list(runners)[:r % len(runners)]
             for k in order:
                 t0 = time.perf_counter()
@@ -171,13 +177,15 @@ def main() -> int:
         print(f"{'method':<32}{'seconds':>10}{'x dropkit':>12}{'rows/s':>12}")
         for k, t in med.items():
             print(f"{k:<32}{t:>10.2f}{t / med['dropkit']:>12.2f}{args.n / t:>12.0f}")
-        if "ray 2 CPUs" in med:
-            one = med["dropkit, 1 process, 1 thread"]
+        if "ray 2 actors" in med and args.threads == 1:
+            one = med["dropkit"]
             per_worker = args.n / one
-            print(f"ray: {one / med['ray 2 CPUs']:.2f}x the one-process speed with 2 workers; "
-                  f"per-worker throughput {per_worker:.0f} rows/s, so k workers can score at "
-                  f"most k x {per_worker:.0f} rows/s, less the actor start and the driver's "
-                  f"chunking and collection (the gap measured here)")
+            print(f"ray: {one / med['ray 2 actors']:.2f}x the one-process speed with 2 actors "
+                  f"(ideal 2x); per-worker throughput {per_worker:.0f} rows/s, so k workers "
+                  f"score at most k x {per_worker:.0f} rows/s, less the driver's chunking, "
+                  f"transfer and collection (the gap measured here)")
+        print(f"rounds (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }",
+              flush=True)
     return 0
 
 

@@ -69,14 +69,24 @@ def _rows(source: Any, chunk: int) -> Iterator[np.ndarray]:
                                     "Dataset", type(source).__name__))
 
 
+def iter_chunks(source: Any, chunk: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(index, start, rows)`` of the pool in order; a Dataset from `to_chunks` as it is."""
+    ray = import_ray()
+    if isinstance(source, ray.data.Dataset) and set(CHUNK_COLUMNS) <= set(source.columns()):
+        for row in source.iter_rows():  # one row per chunk, each carrying its own index
+            yield int(row["chunk"]), int(row["start"]), np.asarray(row["x"])
+        return
+    start = 0
+    for i, block in enumerate(_rows(source, chunk)):
+        yield i, start, block
+        start += block.shape[0]
+
+
 def to_chunks(source: Any, chunk: int = 1024) -> Any:
     """The pool as a Ray Dataset of chunks (returned as is if it already is one)."""
     ray = import_ray()
     chunk = check_positive_int("chunk", chunk)
     if isinstance(source, ray.data.Dataset) and set(CHUNK_COLUMNS) <= set(source.columns()):
         return source
-    items, start = [], 0
-    for i, block in enumerate(_rows(source, chunk)):
-        items.append({"chunk": i, "start": start, "x": block})
-        start += block.shape[0]
-    return ray.data.from_items(items)
+    return ray.data.from_items([{"chunk": i, "start": start, "x": block}
+                                for i, start, block in iter_chunks(source, chunk)])
