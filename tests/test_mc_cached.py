@@ -20,7 +20,7 @@ from dropkit.mc.plain import stacked_samples
 from dropkit.mc.sampler import Sampler
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _mc_models as M  # noqa: E402
+import _mc_models as M
 
 torch.set_num_threads(1)
 

@@ -41,7 +41,7 @@ def _naive_class(x: np.ndarray, from_logits: bool) -> dict[str, np.ndarray]:
     return out
 
 
-def _outcome(fn):  # noqa: ANN001, ANN202
+def _outcome(fn):
     """The result of ``fn()``, or the DropkitError it raised (any other error propagates)."""
     try:
         return fn()

@@ -78,5 +78,5 @@ def forward_batches(model: nn.Module, data: object, batch_size: int) -> None:
     for x in iter_batches(data, batch_size):
         try:
             model(x)
-        except Exception as exc:  # noqa: BLE001 - report the user's forward failure
+        except Exception as exc:  # report the user's forward failure
             raise forward_error(exc, x) from exc

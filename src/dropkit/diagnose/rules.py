@@ -152,7 +152,7 @@ def dropout_on_embeddings(ctx: Context) -> list[Finding]:
         # through sums of embeddings, but not through residual adds (then it is a block's output)
         src = [flow.nodes[i] for i in flow.nearest(
             d.index, forward=False,
-            skip=lambda n: n.op in look and not _residual_add(flow, n))]  # noqa: B023
+            skip=lambda n: n.op in look and not _residual_add(flow, n))]
         emb = [s for s in src if s.op == "embedding"]
         if emb:
             out.append(Finding(

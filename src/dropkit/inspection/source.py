@@ -267,5 +267,5 @@ def read_rate(p_expr: str | None, module: nn.Module, self_names: tuple[str, ...]
         scope = dict.fromkeys(self_names, _Training())
         value = eval(compile(tree, "<dropout p>", "eval"), {"__builtins__": _SAFE_CALLS}, scope)
         return float(value)
-    except Exception:  # noqa: BLE001 - any failure just means "rate unknown"
+    except Exception:  # any failure just means "rate unknown"
         return None

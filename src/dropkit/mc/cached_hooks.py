@@ -90,7 +90,6 @@ class HookPlan:
 
     def capture(self, call: Callable[[], Any], b: int) -> str:
         """Run the prefix once on the B rows; returns the path split at."""
-        ancestors: set[nn.Module] = set()
         stack: list[nn.Module] = []
         done: list[tuple[nn.Module, Any, list[nn.Module]]] = []
         state: dict[str, Any] = {}
@@ -148,8 +147,9 @@ class HookPlan:
             if fired["done"]:
                 return None
             fired["done"] = True
-            args, kwargs = self.split_input  # type: ignore[misc]
-            expanded = _expand(args, copies, b), _expand(kwargs, copies, b)
+            assert self.split_input is not None  # set by capture()
+            cached_args, cached_kwargs = self.split_input  # the B rows the prefix gave once
+            expanded = _expand(cached_args, copies, b), _expand(cached_kwargs, copies, b)
             if track is not None:  # from here on, reading a pre-split tensor is an error
                 track.after = True
             return expanded

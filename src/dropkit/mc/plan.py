@@ -241,7 +241,7 @@ def _verify(m: nn.Module, x: ModelInputs, sampler_args: dict[str, Any],
         raise
     except SkipAcrossSplit as err:
         return str(err)
-    except Exception as err:  # noqa: BLE001 - a failing cached run means "not applicable"
+    except Exception as err:  # a failing cached run means "not applicable"
         return f"the cached run failed ({type(err).__name__}: {str(err).splitlines()[0]})"
     if not _close(ref, got):
         return ("the cached samples differ from the stacked ones under one seed (the model "

@@ -19,7 +19,7 @@ from dropkit.mc.inputs import ModelInputs, check_inputs
 from dropkit.mc.memory import check_kept_samples
 from dropkit.mc.outputs import Output, Selector, check_output_finite, select_samples
 from dropkit.mc.plan import Plan, clear_plans
-from dropkit.mc.prediction import Prediction
+from dropkit.mc.prediction import ClassificationPrediction, Prediction, RegressionPrediction
 from dropkit.mc.sampler import Sampler
 from dropkit.mc.sampling import check_flag, check_generator, check_options, session
 from dropkit.mc.streaming import ClassificationStream, RegressionStream
@@ -150,14 +150,16 @@ class MCDropout:
         self.plan = None
 
     def _build(self, out: Output, strategy: str, reason: str,
-               mask: torch.Tensor | None = None) -> Prediction:
+               mask: torch.Tensor | None = None,
+               target: torch.Tensor | None = None) -> Prediction:
         samples, log_var = self._split(out)
         if self.task == "classification":
             return Prediction.classification(samples, from_logits=self.from_logits,
                                              keep=self.keep_samples, strategy=strategy,
                                              reason=reason, mask=mask)
         return Prediction.regression(samples, log_var=log_var, tau=self.tau,
-                                     keep=self.keep_samples, strategy=strategy, reason=reason)
+                                     keep=self.keep_samples, strategy=strategy, reason=reason,
+                                     target=target)
 
     def _check_target(self, target: Any, x: ModelInputs) -> torch.Tensor | None:
         if target is None:
@@ -217,11 +219,8 @@ class MCDropout:
                                    self.memory_limit)
             mask = self._token_mask(batch, plan)
             if self.keep_samples and self.samples != "auto":
-                pred = self._build(sampler.draw(budget), plan.strategy, plan.reason, mask)
-                if target is not None:
-                    pred.target_log_likelihood = pred.log_likelihood(target)
-                    pred.likelihood_target = target
-                return pred
+                return self._build(sampler.draw(budget), plan.strategy, plan.reason, mask,
+                                   target)
             return self._stream(sampler, plan, budget, target, mask)
 
     def _token_mask(self, batch: ModelInputs, plan: Plan) -> torch.Tensor | None:
@@ -257,14 +256,20 @@ class MCDropout:
                 break
         reason = plan.reason + (f"; samples='auto' stopped at S={drawn} (tol={self.tol}, "
                                 f"max_samples={self.max_samples})" if auto else "")
-        measures = stream.measures()
-        pred = Prediction.from_measures(self.task, measures, n_samples=drawn,
-                                        strategy=plan.strategy, reason=reason, tau=self.tau,
-                                        target=target, mask=mask)
+        pred: Prediction
+        if isinstance(stream, ClassificationStream):
+            pred = ClassificationPrediction.from_measures(
+                stream.measures(), n_samples=drawn, strategy=plan.strategy, reason=reason,
+                mask=mask, samples_per_batch=[drawn])
+        else:
+            pred = RegressionPrediction.from_measures(
+                stream.measures(), n_samples=drawn, strategy=plan.strategy, reason=reason,
+                tau=self.tau, target=target, samples_per_batch=[drawn])
         if self.keep_samples:
             values, log_var = self._split(_cat(kept))
             pred.samples = values
-            pred.log_var_samples = log_var
+            if isinstance(pred, RegressionPrediction):
+                pred.log_var_samples = log_var
         return pred
 
     def _precise(self, stream: ClassificationStream | RegressionStream) -> bool:
