@@ -205,7 +205,17 @@ def test_bad_split_at() -> None:
         dropkit.sample(model, x, 2, split_at=3)  # type: ignore[arg-type]
 
 
-def test_unseeded_auto_times_its_samples_per_pass() -> None:
+def test_unseeded_auto_samples_with_the_timed_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the timing itself is tested with a fake clock in test_mc_chunking.py; here: the choice it
+    # returns is the number of samples every cached pass carries
+    from dropkit.mc import chunking
+    monkeypatch.setattr(chunking, "measure", lambda *a: (3, "timed: 3 per pass"))
     model, x = M.cnn_bn_head(), torch.randn(4, 1, 8, 8)
-    pred = dropkit.MCDropout(model, samples=20, progress=False).predict(x)
-    assert pred.strategy == "cached" and "measured fastest" in pred.strategy_reason
+    rows: list[int] = []
+    model[12].register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    mc = dropkit.MCDropout(model, samples=7, progress=False)
+    pred = mc.predict(x)
+    assert mc.plan is not None and mc.plan.pass_samples == 3
+    assert pred.strategy == "cached" and pred.strategy_reason.endswith("timed: 3 per pass")
+    # the layer after the dropout runs 3 + 3 + 1 samples of B = 4 rows
+    assert rows[-3:] == [12, 12, 4]
