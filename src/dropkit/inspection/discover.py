@@ -199,7 +199,7 @@ class _Calls(CallTracker):
 
 def _plain(values: Any) -> tuple[Any, ...]:
     """The non-tensor parts of call arguments (what decides behaviour besides data)."""
-    out = []
+    out: list[Any] = []
     for v in values:
         if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str):
             out.append((v[0], _plain((v[1],))))

@@ -126,7 +126,7 @@ class HookPlan:
             if all(c in ancestors for c in callers):
                 self.replay.setdefault(m, []).append(out)
         self.split_input = state["input"]
-        self.split_path = state["split"]
+        self.split_path = str(state["split"])
         if not self.replay:
             raise SkipAcrossSplit(f"no module runs before {self.split_path!r}: nothing to cache")
         return self.split_path
@@ -165,7 +165,7 @@ class HookPlan:
         handle = split.register_forward_pre_hook(pre, with_kwargs=True)
         try:
             for m, outs in self.replay.items():
-                m.forward = replayer(m, outs)  # type: ignore[method-assign]
+                m.forward = replayer(m, outs)
             if track is not None:
                 with track:
                     return call()
@@ -176,4 +176,4 @@ class HookPlan:
                 if fwd is None:
                     del m.forward
                 else:
-                    m.forward = fwd  # type: ignore[method-assign]
+                    m.forward = fwd

@@ -14,7 +14,7 @@ def join(parts: list[Output], dim: int = 0) -> Output:
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], tuple):
-        return tuple(torch.cat([p[i] for p in parts], dim)  # type: ignore[index]
+        return tuple(torch.cat([p[i] for p in parts], dim)
                      for i in range(len(parts[0])))
     return torch.cat(parts, dim)  # type: ignore[arg-type]
 

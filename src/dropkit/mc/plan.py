@@ -110,6 +110,7 @@ class _Entry:
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
 _ENTRIES_LOCK = threading.Lock()
 _SHADOWS = threading.local()  # per thread: model -> (fingerprint, switch_on, configured copy)
+_Shadows = weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], tuple[str, ...], nn.Module]]
 
 
 def _entry(model: nn.Module) -> _Entry:
@@ -147,7 +148,7 @@ def clear_plans(model: nn.Module | None = None) -> None:
 
 def configured(model: nn.Module, switch_on: tuple[str, ...], fp: tuple[Any, ...]) -> nn.Module:
     """This thread's copy of ``model`` with exactly ``switch_on`` in training mode."""
-    cache = getattr(_SHADOWS, "copies", None)
+    cache: _Shadows | None = getattr(_SHADOWS, "copies", None)
     if cache is None:
         cache = _SHADOWS.copies = weakref.WeakKeyDictionary()
     hit = cache.get(model)
@@ -265,9 +266,9 @@ def _mechanism(entry: _Entry, m: nn.Module, x: ModelInputs, switch_on: tuple[str
     key = (x.signature(), _selector_key(output), split_at, max_batch, switch_on)
     graph = _graph(entry, m, switch_on) if split_at is None else "split_at given"
     if key in entry.mechanisms:
-        mech, why = entry.mechanisms[key]
-        return mech, why, graph if isinstance(graph, G.GraphPlan) else None
-    why = []
+        mech, known = entry.mechanisms[key]
+        return mech, known, graph if isinstance(graph, G.GraphPlan) else None
+    why: list[str] = []
     if isinstance(graph, str):
         if split_at is None:
             why.append(f"graph: {graph}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from dropkit.mc.sampling import check_flag, check_generator, check_options, sess
 from dropkit.mc.streaming import ClassificationStream, RegressionStream
 
 TASKS = ("classification", "regression")
+P = TypeVar("P", bound=Prediction)
 
 
 def _check_tau(tau: object) -> float | None:
@@ -46,7 +47,7 @@ def _check_positive_float(name: str, value: object, what: str) -> float:
     return float(value)
 
 
-class MCDropout:
+class MCDropout(Generic[P]):
     """Monte Carlo dropout around an already-trained model.
 
     ``MCDropout(model).predict(x)`` keeps dropout on at inference (and nothing else: BatchNorm
@@ -88,7 +89,41 @@ class MCDropout:
     Attributes:
         plan: the `Plan` of the last call (what was switched, what fired, the strategy and
             why); `clear_plans` forgets every cached plan of the model.
+
+    Type checkers see ``MCDropout(model)`` as ``MCDropout[ClassificationPrediction]`` and
+    ``MCDropout(model, task="regression")`` as ``MCDropout[RegressionPrediction]``, so the
+    fields of what `predict` returns are known without a cast.
     """
+
+    @overload
+    def __init__(self: MCDropout[ClassificationPrediction], model: nn.Module,
+                 task: Literal["classification"] = ..., samples: int | str = ..., *,
+                 strategy: str = ..., max_batch: int | None = ..., from_logits: bool = ...,
+                 tau: float | None = ..., heteroscedastic: bool = ..., output: Selector = ...,
+                 keep_samples: bool = ..., seed: int | None = ..., progress: bool = ...,
+                 tol: float = ..., max_samples: int = ..., chunk: int = ...,
+                 split_at: str | None = ..., stochastic_depth: bool = ...,
+                 memory_limit: int | None = ...) -> None: ...
+
+    @overload
+    def __init__(self: MCDropout[RegressionPrediction], model: nn.Module,
+                 task: Literal["regression"], samples: int | str = ..., *,
+                 strategy: str = ..., max_batch: int | None = ..., from_logits: bool = ...,
+                 tau: float | None = ..., heteroscedastic: bool = ..., output: Selector = ...,
+                 keep_samples: bool = ..., seed: int | None = ..., progress: bool = ...,
+                 tol: float = ..., max_samples: int = ..., chunk: int = ...,
+                 split_at: str | None = ..., stochastic_depth: bool = ...,
+                 memory_limit: int | None = ...) -> None: ...
+
+    @overload
+    def __init__(self: MCDropout[Prediction], model: nn.Module, task: str,
+                 samples: int | str = ..., *,
+                 strategy: str = ..., max_batch: int | None = ..., from_logits: bool = ...,
+                 tau: float | None = ..., heteroscedastic: bool = ..., output: Selector = ...,
+                 keep_samples: bool = ..., seed: int | None = ..., progress: bool = ...,
+                 tol: float = ..., max_samples: int = ..., chunk: int = ...,
+                 split_at: str | None = ..., stochastic_depth: bool = ...,
+                 memory_limit: int | None = ...) -> None: ...
 
     def __init__(
         self,
@@ -150,16 +185,18 @@ class MCDropout:
         self.plan = None
 
     def _build(self, out: Output, strategy: str, reason: str,
-               mask: torch.Tensor | None = None,
-               target: torch.Tensor | None = None) -> Prediction:
+               mask: torch.Tensor | None = None, target: torch.Tensor | None = None) -> P:
         samples, log_var = self._split(out)
+        pred: Prediction
         if self.task == "classification":
-            return Prediction.classification(samples, from_logits=self.from_logits,
+            pred = Prediction.classification(samples, from_logits=self.from_logits,
                                              keep=self.keep_samples, strategy=strategy,
                                              reason=reason, mask=mask)
-        return Prediction.regression(samples, log_var=log_var, tau=self.tau,
-                                     keep=self.keep_samples, strategy=strategy, reason=reason,
-                                     target=target)
+        else:
+            pred = Prediction.regression(samples, log_var=log_var, tau=self.tau,
+                                         keep=self.keep_samples, strategy=strategy,
+                                         reason=reason, target=target)
+        return cast(P, pred)  # the task chose P (see the overloads of __init__)
 
     def _check_target(self, target: Any, x: ModelInputs) -> torch.Tensor | None:
         if target is None:
@@ -197,7 +234,7 @@ class MCDropout:
         return out, None
 
     def predict(self, x: Any = None, target: torch.Tensor | None = None,
-                **inputs: Any) -> Prediction:
+                **inputs: Any) -> P:
         """MC dropout prediction for one batch.
 
         ``x`` is a tensor ``(B, ...)``, a tuple of tensors (positional arguments) or a mapping
@@ -233,7 +270,7 @@ class MCDropout:
         return mask.bool() if len(shape) == 2 and shape[0] == mask.shape[1] else None
 
     def _stream(self, sampler: Sampler, plan: Plan, budget: int,
-                target: torch.Tensor | None, mask: torch.Tensor | None) -> Prediction:
+                target: torch.Tensor | None, mask: torch.Tensor | None) -> P:
         auto = self.samples == "auto"
         stream: ClassificationStream | RegressionStream
         if self.task == "classification":
@@ -270,7 +307,7 @@ class MCDropout:
             pred.samples = values
             if isinstance(pred, RegressionPrediction):
                 pred.log_var_samples = log_var
-        return pred
+        return cast(P, pred)  # the task chose P (see the overloads of __init__)
 
     def _precise(self, stream: ClassificationStream | RegressionStream) -> bool:
         if float(stream.mean_se().max()) > self.tol:
@@ -278,7 +315,7 @@ class MCDropout:
         return not (isinstance(stream, ClassificationStream)
                     and float(stream.mi_se().max()) > self.tol)
 
-    def predict_loader(self, loader: Iterable[Any]) -> Prediction:
+    def predict_loader(self, loader: Iterable[Any]) -> P:
         """Predict every batch of ``loader`` and join the results along B.
 
         Each item is a batch (a tensor, or a mapping of keyword inputs such as a tokenized
@@ -290,7 +327,7 @@ class MCDropout:
             raise DropkitTypeError(expected("loader", "an iterable of batches (a DataLoader, a "
                                             "list of tensors or of mappings)",
                                             type(loader).__name__))
-        parts = []
+        parts: list[P] = []
         total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
         for item in tqdm(loader, total=total, disable=not self.progress, desc="MC dropout",
                          unit="batch"):
@@ -300,7 +337,7 @@ class MCDropout:
             raise DropkitValueError(expected("loader", "at least one batch", "an empty loader"))
         return Prediction.concatenate(parts)
 
-    def deterministic(self, x: Any = None, **inputs: Any) -> Prediction:
+    def deterministic(self, x: Any = None, **inputs: Any) -> P:
         """The weight-scaled prediction: one pass with every module in eval (dropout off).
 
         Returned as a one-sample `Prediction`, so its ``mean`` compares directly with
