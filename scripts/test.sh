@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up .venv (pinned), make sure headless Chromium is there for the report's
-# browser test, then lint, type-check and run the whole suite. Works on a fresh machine with Python 3.11.
+# browser test, then lint, type-check and run the whole suite. Works on a fresh machine with
+# Python 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
