@@ -1,4 +1,5 @@
-"""The plain mechanisms: S passes of the whole model (loop), or the batch repeated (stacked)."""
+"""The uncached strategies: S passes of the whole model (loop), or the batch repeated
+(stacked); `cached_graph` and `cached_hooks` are the two ways of the cached strategy."""
 
 from __future__ import annotations
 
