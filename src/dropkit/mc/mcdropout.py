@@ -22,7 +22,7 @@ from dropkit.mc.plan import Plan, clear_plans
 from dropkit.mc.prediction import ClassificationPrediction, Prediction, RegressionPrediction
 from dropkit.mc.sampler import Sampler
 from dropkit.mc.sampling import check_flag, check_generator, check_options, session
-from dropkit.mc.streaming import ClassificationStream, RegressionStream
+from dropkit.measures import ClassificationStream, RegressionStream
 
 TASKS = ("classification", "regression")
 P = TypeVar("P", bound=Prediction)
