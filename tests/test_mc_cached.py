@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -18,9 +15,7 @@ from dropkit.mc.inputs import check_inputs
 from dropkit.mc.mode import mc_mode
 from dropkit.mc.sampler import Sampler
 from dropkit.mc.uncached import stacked_samples
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _mc_models as M
+from tests.zoo import small as M
 
 torch.set_num_threads(1)
 

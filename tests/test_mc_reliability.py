@@ -14,7 +14,7 @@ from torch import nn
 
 import dropkit
 from dropkit.mc.plan import plans
-from tests.mc_models import assert_same_state, snapshot
+from tests.zoo.small import assert_same_state, snapshot
 
 
 def _mlp(p: float = 0.1) -> nn.Sequential:

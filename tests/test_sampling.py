@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import dropkit
-from tests.mc_models import CNN, Block, FunctionalMLP, assert_same_state, snapshot
+from tests.zoo.small import CNN, Block, FunctionalMLP, assert_same_state, snapshot
 
 STRATEGIES = ["loop", "stacked"]
 
