@@ -31,8 +31,6 @@ from dropkit.inspection.shadow import set_flags, shadow
 from dropkit.inspection.source import class_info, read_rate
 from dropkit.inspection.tracker import RANDOM_OPS, CallTracker, Firing, func_name, trace_firing
 
-KINDS = ("module", "functional", "attention", "rnn", "stochastic_depth")
-
 
 @dataclass(frozen=True)
 class DropoutSite:
