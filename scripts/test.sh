@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up .venv (pinned), make sure headless Chromium is there for the report's
-# browser test, then lint and run the whole suite. Works on a fresh machine with Python 3.11.
+# browser test, then lint, type-check and run the whole suite. Works on a fresh machine with
+# Python 3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh dev
@@ -15,4 +16,6 @@ fi
 # Shared benchmark data beside the checkout (tests skip the UCI parts only if it is absent).
 export DROPKIT_UCI_ROOT="${DROPKIT_UCI_ROOT:-$(cd .. && pwd)/shared/uci}"
 .venv/bin/ruff check src tests benchmarks
+# types: strict on the public API, normal elsewhere (pyproject's [tool.mypy]); py.typed ships
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

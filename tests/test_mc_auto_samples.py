@@ -10,7 +10,7 @@ from torch import nn
 
 import dropkit
 from dropkit.errors import DropkitValueError
-from dropkit.mc.streaming import ClassificationStream
+from dropkit.measures import ClassificationStream
 
 torch.set_num_threads(1)
 

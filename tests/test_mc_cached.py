@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -16,22 +13,21 @@ from dropkit.mc import cached_graph as G
 from dropkit.mc.cached_hooks import HookPlan, SkipAcrossSplit
 from dropkit.mc.inputs import check_inputs
 from dropkit.mc.mode import mc_mode
-from dropkit.mc.plain import stacked_samples
 from dropkit.mc.sampler import Sampler
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _mc_models as M  # noqa: E402
+from dropkit.mc.uncached import stacked_samples
+from tests.zoo import small as M
 
 torch.set_num_threads(1)
 
 
-def _cached(model: nn.Module, x: torch.Tensor, s: int, seed: int, mechanism: str = "graph",
-            split_at: str | None = None, fast: bool = False, pass_samples: int | None = None,
+def _cached(model: nn.Module, x: torch.Tensor, s: int, seed: int, prefix: str = "graph",
+            split_at: str | None = None, fast: bool = False, per_pass: int | None = None,
             max_batch: int | None = None):
     with mc_mode(model) as rep, torch.inference_mode(), forked_rng(model, seed):
         on = tuple(rep.stochastic)
-        graph = G.build_plan(model, list(on)) if mechanism == "graph" else None
-        sampler = Sampler(model, check_inputs(x), mechanism, pass_samples, max_batch=max_batch,
+        graph = G.build_plan(model, list(on)) if prefix == "graph" else None
+        sampler = Sampler(model, check_inputs(x), "cached", per_pass, prefix=prefix,
+                          max_batch=max_batch,
                           output=None, split_at=split_at, switch_on=on, graph=graph,
                           fast_masks=fast)
         return sampler.draw(s)
@@ -94,7 +90,7 @@ def test_prefix_runs_once() -> None:
     calls = {"conv": 0, "head": 0}
     model[0].register_forward_hook(lambda *a: calls.__setitem__("conv", calls["conv"] + 1))
     model[12].register_forward_hook(lambda *a: calls.__setitem__("head", calls["head"] + 1))
-    _cached(model, x, 10, seed=0, pass_samples=3)
+    _cached(model, x, 10, seed=0, per_pass=3)
     assert calls == {"conv": 1, "head": 4}  # 10 samples in passes of 3, 3, 3, 1
 
 
@@ -144,7 +140,7 @@ def test_hooks_cached_equals_stacked_and_restores_model() -> None:
     torch.manual_seed(0)
     model, x = M.cnn_bn_head(), torch.randn(5, 1, 8, 8)
     before = _state(model)
-    got = _cached(model, x, 5, seed=4, mechanism="hooks", split_at="11")
+    got = _cached(model, x, 5, seed=4, prefix="hooks", split_at="11")
     torch.testing.assert_close(got, _stacked(model, x, 5, seed=4))
     assert _same_state(before, _state(model))
     assert all("forward" not in m.__dict__ for m in model.modules())
@@ -177,7 +173,7 @@ def test_untraceable_model_falls_back_to_hooks() -> None:
     pred = dropkit.MCDropout(model, samples=6, progress=False).predict(x)
     assert pred.strategy == "cached" and "hooks" in pred.strategy_reason
     assert "could not trace" in pred.strategy_reason
-    torch.testing.assert_close(_cached(model, x, 5, seed=2, mechanism="hooks"),
+    torch.testing.assert_close(_cached(model, x, 5, seed=2, prefix="hooks"),
                                _stacked(model, x, 5, seed=2))
 
 
@@ -205,7 +201,17 @@ def test_bad_split_at() -> None:
         dropkit.sample(model, x, 2, split_at=3)  # type: ignore[arg-type]
 
 
-def test_unseeded_auto_times_its_samples_per_pass() -> None:
+def test_unseeded_auto_samples_with_the_timed_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the timing itself is tested with a fake clock in test_mc_chunking.py; here: the choice it
+    # returns is the number of samples every cached pass carries
+    from dropkit.mc import chunking
+    monkeypatch.setattr(chunking, "measure", lambda *a: (3, "timed: 3 per pass"))
     model, x = M.cnn_bn_head(), torch.randn(4, 1, 8, 8)
-    pred = dropkit.MCDropout(model, samples=20, progress=False).predict(x)
-    assert pred.strategy == "cached" and "measured fastest" in pred.strategy_reason
+    rows: list[int] = []
+    model[12].register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    mc = dropkit.MCDropout(model, samples=7, progress=False)
+    pred = mc.predict(x)
+    assert mc.plan is not None and mc.plan.samples_per_pass == 3
+    assert pred.strategy == "cached" and pred.strategy_reason.endswith("timed: 3 per pass")
+    # the layer after the dropout runs 3 + 3 + 1 samples of B = 4 rows
+    assert rows[-3:] == [12, 12, 4]

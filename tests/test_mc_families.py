@@ -23,8 +23,8 @@ from dropkit.mc import plan as P
 pytest.importorskip("transformers")
 pytest.importorskip("timm")
 
-from tests import firing as F  # noqa: E402
-from tests.zoo import FAMILIES  # noqa: E402
+from tests import firing as F
+from tests.zoo import FAMILIES
 
 torch.set_num_threads(1)
 

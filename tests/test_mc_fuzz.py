@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import dropkit
-from tests.mc_models import assert_same_state, snapshot
+from tests.zoo.small import assert_same_state, snapshot
 
 torch.set_num_threads(1)
 _MODEL = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3)).eval()

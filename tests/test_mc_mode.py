@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import dropkit
-from tests.mc_models import (
+from tests.zoo.small import (
     CNN,
     AttentionOnly,
     Block,

@@ -13,7 +13,7 @@ import torch
 
 import dropkit
 from dropkit.mc.plan import plans
-from tests.mc_models import assert_same_state, snapshot
+from tests.zoo.small import assert_same_state, snapshot
 
 transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")

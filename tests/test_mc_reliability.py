@@ -14,7 +14,7 @@ from torch import nn
 
 import dropkit
 from dropkit.mc.plan import plans
-from tests.mc_models import assert_same_state, snapshot
+from tests.zoo.small import assert_same_state, snapshot
 
 
 def _mlp(p: float = 0.1) -> nn.Sequential:
@@ -88,7 +88,7 @@ def test_threads_predicting_and_an_eval_caller_share_one_model() -> None:
             for _ in range(15):
                 got = dropkit.MCDropout(model, samples=20, seed=7).predict(x).mean
                 assert torch.equal(got, ref)  # seeded: identical in every thread
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:  # reported below
             errors.append(err)
 
     def eval_caller() -> None:
@@ -97,7 +97,7 @@ def test_threads_predicting_and_an_eval_caller_share_one_model() -> None:
                 with torch.no_grad():
                     seen_dropout[0] += 1
                     seen_dropout[1] += int(not torch.equal(model(x), eval_ref))
-        except BaseException as err:  # noqa: BLE001
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=predictor) for _ in range(3)]

@@ -11,7 +11,7 @@ from torch import nn
 import dropkit
 from dropkit import uncertainty as U
 from dropkit.errors import DropkitValueError
-from dropkit.mc.streaming import ClassificationStream, RegressionStream
+from dropkit.measures import ClassificationStream, RegressionStream
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ import torch
 
 from dropkit import uncertainty as U
 from dropkit.errors import DropkitTypeError, DropkitValueError
-from dropkit.mc.streaming import ClassificationStream, RegressionStream
+from dropkit.measures import ClassificationStream, RegressionStream
 
 LN2 = math.log(2.0)
 

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from dropkit import uncertainty as U
 from dropkit.errors import DropkitError
-from dropkit.mc.streaming import ClassificationStream, RegressionStream
+from dropkit.measures import ClassificationStream, RegressionStream
 
 CLASS_MEASURES = ("predictive_entropy", "expected_entropy", "mutual_information")
 F32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
@@ -41,7 +41,7 @@ def _naive_class(x: np.ndarray, from_logits: bool) -> dict[str, np.ndarray]:
     return out
 
 
-def _outcome(fn):  # noqa: ANN001, ANN202
+def _outcome(fn):
     """The result of ``fn()``, or the DropkitError it raised (any other error propagates)."""
     try:
         return fn()

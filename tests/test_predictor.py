@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import dropkit
-from tests.mc_models import CNN, FunctionalMLP, assert_same_state, snapshot
+from tests.zoo.small import CNN, FunctionalMLP, assert_same_state, snapshot
 
 
 def test_classification_prediction_matches_samples():

@@ -205,7 +205,7 @@ def test_fail_at_interrupts_the_chosen_call_and_leaves_no_hook() -> None:
 
 
 class _PassThrough(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         return func(*args, **(kwargs or {}))
 
 

@@ -5,14 +5,15 @@ from dropkit import diagnose, functional, metrics, nn, uncertainty
 from dropkit.diagnose import lint, recalibrate_bn, variance_shift
 from dropkit.errors import DropkitError, DropkitTypeError, DropkitValueError, NoDropoutError
 from dropkit.inspection.discover import DropoutSite, find_dropout
+from dropkit.mc.mcdropout import MCDropout
 from dropkit.mc.mode import MCModeReport, mc_mode
-from dropkit.mc.prediction import Prediction
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.prediction import ClassificationPrediction, Prediction, RegressionPrediction
 from dropkit.mc.sampling import sample
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassificationPrediction",
     "DropkitError",
     "DropkitTypeError",
     "DropkitValueError",
@@ -21,6 +22,7 @@ __all__ = [
     "MCModeReport",
     "NoDropoutError",
     "Prediction",
+    "RegressionPrediction",
     "__version__",
     "diagnose",
     "find_dropout",

@@ -43,7 +43,7 @@ def check_choice(name: str, value: object, options: Iterable[str]) -> str:
     if value not in options:
         listed = ", ".join(repr(o) for o in options)
         raise DropkitValueError(expected(name, f"one of {listed}", repr(value)))
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_tensor(name: str, x: object) -> torch.Tensor:

@@ -48,7 +48,7 @@ def iter_batches(data: object, batch_size: int = 256) -> Iterator[torch.Tensor]:
         if data.dim() == 0 or data.shape[0] == 0:
             raise DropkitValueError(expected("data", "a non-empty batch (B >= 1 rows)",
                                              _describe(data)))
-        yield from data.split(batch_size)
+        yield from torch.split(data, batch_size)
         return
     if not isinstance(data, Iterable):
         raise DropkitTypeError(expected("data", "a tensor or an iterable of batches",
@@ -78,5 +78,5 @@ def forward_batches(model: nn.Module, data: object, batch_size: int) -> None:
     for x in iter_batches(data, batch_size):
         try:
             model(x)
-        except Exception as exc:  # noqa: BLE001 - report the user's forward failure
+        except Exception as exc:  # report the user's forward failure
             raise forward_error(exc, x) from exc

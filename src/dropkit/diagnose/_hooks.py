@@ -29,7 +29,8 @@ def _shape(tensors: list[torch.Tensor]) -> tuple[int, ...] | None:
     return tuple(tensors[0].shape) if tensors else None
 
 
-def _arg(args: tuple, kwargs: dict, index: int, keyword: str, default: object) -> object:
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, keyword: str,
+         default: object) -> object:
     if keyword in kwargs:
         return kwargs[keyword]
     return args[index] if len(args) > index else default
@@ -52,7 +53,7 @@ class _Recorder(CallTracker):
                                    if id(t) in self.producer))
 
     def add(self, make: Any, inputs: tuple[int, ...], outputs: list[torch.Tensor]) -> Node:
-        node = make(len(self.nodes), inputs)
+        node: Node = make(len(self.nodes), inputs)
         self.nodes.append(node)
         for t in outputs:
             self.producer[id(t)] = node.index

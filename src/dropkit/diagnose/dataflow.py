@@ -49,13 +49,13 @@ def build_dataflow(model: nn.Module, example_input: object, *, method: str = "au
         try:
             found = resolve(model, find_dropout(model, stochastic_depth=True),
                             lambda m: m(*args))
-        except Exception as exc:  # noqa: BLE001 - the user's forward failed on their input
+        except Exception as exc:  # the user's forward failed on their input
             raise forward_error(exc, example_input) from exc
         model = set_flags(shadow(model), set(found.switch_on))
         if method != "hooks":
             try:
                 return fx_dataflow(model, args)
-            except Exception as exc:  # noqa: BLE001 - any fx failure falls back to hooks
+            except Exception as exc:  # any fx failure falls back to hooks
                 if method == "fx":
                     raise DropkitValueError(expected(
                         "model", "a model torch.fx can trace and run on the input (or use "
@@ -63,7 +63,7 @@ def build_dataflow(model: nn.Module, example_input: object, *, method: str = "au
                 fx_error = _first_line(exc)
         try:
             flow = hooks_dataflow(model, args)
-        except Exception as exc:  # noqa: BLE001 - the user's forward failed on their input
+        except Exception as exc:  # the user's forward failed on their input
             raise forward_error(exc, example_input) from exc
     flow.fx_error = fx_error
     return flow

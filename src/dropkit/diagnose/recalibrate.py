@@ -63,7 +63,7 @@ def recalibrate_bn(model: nn.Module, data: object, *, inplace: bool = False,
     else:
         try:
             work = copy.deepcopy(model)
-        except Exception as exc:  # noqa: BLE001 - say why, and what to do instead
+        except Exception as exc:  # say why, and what to do instead
             raise DropkitTypeError(expected(
                 "model", "a deep-copyable module (or pass inplace=True)",
                 f"{type(model).__name__}, whose deepcopy raised {type(exc).__name__}: {exc}"

@@ -55,7 +55,9 @@ def dropout_before_batchnorm(ctx: Context) -> list[Finding]:
     flow, out = ctx.flow, []
     for d in _live(flow):
         assert flow is not None
-        seen, frontier, hits = {d.index}, [(d.index, ())], []
+        seen = {d.index}
+        frontier: list[tuple[int, tuple[str, ...]]] = [(d.index, ())]
+        hits: list[tuple[Node, tuple[str, ...]]] = []
         while frontier:
             i, via = frontier.pop(0)
             for u in flow.users(i):
@@ -152,7 +154,7 @@ def dropout_on_embeddings(ctx: Context) -> list[Finding]:
         # through sums of embeddings, but not through residual adds (then it is a block's output)
         src = [flow.nodes[i] for i in flow.nearest(
             d.index, forward=False,
-            skip=lambda n: n.op in look and not _residual_add(flow, n))]  # noqa: B023
+            skip=lambda n: n.op in look and not _residual_add(flow, n))]
         emb = [s for s in src if s.op == "embedding"]
         if emb:
             out.append(Finding(
@@ -301,7 +303,8 @@ def high_rate_conv_dropout(ctx: Context) -> list[Finding]:
         hits = {s.path: s.p for s in ctx.discovery.sites if s.p is not None and s.p >= 0.5
                 and s.module_type in ("Dropout2d", "Dropout3d")}
     else:
-        hits = {d.path: d.p for d in _live(flow) if (d.p or 0) >= 0.5 and _conv_map(flow, d)}
+        hits = {d.path: d.p for d in _live(flow)
+                if d.p is not None and d.p >= 0.5 and _conv_map(flow, d)}
     return [Finding(
         "high-rate-conv-dropout", path, "warning",
         f"dropout at {_where(path)} drops p={p:g} of a convolutional feature map. Neighbouring "
@@ -365,7 +368,8 @@ def no_dropout(ctx: Context) -> list[Finding]:
     if _mc_possible(ctx):
         return []
     rates = rate_sites(ctx)
-    severity, related = "warning", ()
+    severity = "warning"
+    related: tuple[str, ...] = ()
     if rates.off:
         detail = ("its dropout with a rate > 0 depends on flags mc_mode does not switch ("
                   + ", ".join(sorted(_where(p) for p in rates.off))

@@ -170,8 +170,8 @@ def variance_shift(model: nn.Module, data: object, *, threshold: float = DEFAULT
             h.remove()
     out = []
     for path, bn in layers:
-        if moments[path].mean is None:
-            continue  # this layer did not run on the data
+        if moments[path].mean is None or bn.running_var is None:
+            continue  # this layer did not run on the data (or keeps no running variance)
         test_var = moments[path].variance()
         ratio = bn.running_var.detach().double().cpu() / test_var.cpu()
         ratio[test_var.cpu() <= 1e-12] = float("nan")

@@ -31,8 +31,6 @@ from dropkit.inspection.shadow import set_flags, shadow
 from dropkit.inspection.source import class_info, read_rate
 from dropkit.inspection.tracker import RANDOM_OPS, CallTracker, Firing, func_name, trace_firing
 
-KINDS = ("module", "functional", "attention", "rnn", "stochastic_depth")
-
 
 @dataclass(frozen=True)
 class DropoutSite:
@@ -199,7 +197,7 @@ class _Calls(CallTracker):
 
 def _plain(values: Any) -> tuple[Any, ...]:
     """The non-tensor parts of call arguments (what decides behaviour besides data)."""
-    out = []
+    out: list[Any] = []
     for v in values:
         if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str):
             out.append((v[0], _plain((v[1],))))

@@ -78,4 +78,4 @@ def fingerprint(model: nn.Module) -> tuple[Any, ...]:
 
 
 def is_lazy(t: torch.Tensor) -> bool:
-    return isinstance(t, nn.parameter.UninitializedTensorMixin)
+    return isinstance(t, (nn.UninitializedParameter, nn.UninitializedBuffer))

@@ -118,7 +118,8 @@ class _Reader(ast.NodeVisitor):
             flag = _arg(node, f.training_index, f.training_kw)
             p_expr = _arg(node, f.p_index, f.p_kw)
             gate = None if p_expr is None else self.rate_gate(p_expr)
-            if gate is not None:  # F.dropout(x, p if self.training else 0, training=True)
+            if gate is not None and p_expr is not None:  # F.dropout(x, p if self.training
+                # else 0, training=True)
                 self.mark(p_expr)
                 gating, p_expr = "flag", gate
             else:
@@ -127,7 +128,8 @@ class _Reader(ast.NodeVisitor):
                 self.mark(flag)
             self.calls.append((f.family, gating, p_expr, node.lineno))
         else:
-            rated = [(k.arg, k.value) for k in node.keywords]
+            rated: list[tuple[str | None, ast.expr | None]] = [
+                (k.arg, k.value) for k in node.keywords]
             if f is not None:  # an attention function: its rate argument is its switch
                 rated.append((f.p_kw, _arg(node, f.p_index, f.p_kw)))
             for kw, value in rated:
@@ -196,13 +198,20 @@ def _parse(fn: Any) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, int] | None
     return None
 
 
-@functools.lru_cache(maxsize=1024)
 def class_info(cls: type) -> ClassInfo:
+    """What the forward of ``cls`` (and the methods it calls) does with dropout (cached)."""
+    # a plain function around the cache: mypy cannot match type[nn.Module] to lru_cache's
+    # Hashable (Module declares __hash__ as an instance method)
+    return _class_info(cls)
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_info(cls: type) -> ClassInfo:
     """Read the dropout calls in the methods ``forward`` (or ``__call__``) reaches through
     ``self.<method>(...)`` calls, over the user classes of the MRO (torch's own classes are
     skipped: `registry` knows them)."""
     functions = _functions(cls)
-    todo = [n for n in ("forward", "__call__") if n in functions]
+    todo: list[str] = [n for n in ("forward", "__call__") if n in functions]
     parsed: dict[str, tuple[ast.FunctionDef | ast.AsyncFunctionDef, int]] = {}
     self_names: set[str] = {"self"}
     while todo:
@@ -229,7 +238,8 @@ def class_info(cls: type) -> ClassInfo:
         calls += [Call(fam, gating, None if p is None else ast.unparse(p), line + first - 1)
                   for fam, gating, p, line in reader.calls]
         other += [n.lineno + first - 1 for n in ast.walk(fn)
-                  if reader.is_flag(n) and id(n) not in reader.gating_nodes
+                  if isinstance(n, ast.expr) and reader.is_flag(n)
+                  and id(n) not in reader.gating_nodes
                   and not isinstance(getattr(n, "ctx", None), ast.Store)]
     return ClassInfo(tuple(calls), tuple(sorted(set(other))), self_names=tuple(self_names))
 
@@ -267,5 +277,5 @@ def read_rate(p_expr: str | None, module: nn.Module, self_names: tuple[str, ...]
         scope = dict.fromkeys(self_names, _Training())
         value = eval(compile(tree, "<dropout p>", "eval"), {"__builtins__": _SAFE_CALLS}, scope)
         return float(value)
-    except Exception:  # noqa: BLE001 - any failure just means "rate unknown"
+    except Exception:  # any failure just means "rate unknown"
         return None

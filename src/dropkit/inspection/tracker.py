@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -43,6 +43,9 @@ def func_name(func: Any) -> str:
     if name == "__get__":
         name = getattr(getattr(func, "__self__", None), "__name__", name)
     return str(name)
+
+
+_T = TypeVar("_T", bound="CallTracker")
 
 
 class CallTracker(TorchFunctionMode):
@@ -82,12 +85,12 @@ class CallTracker(TorchFunctionMode):
         path = self.stack.pop() if len(self.stack) > 1 else ""
         self.on_exit(module, path, output)
 
-    def __enter__(self) -> CallTracker:
+    def __enter__(self: _T) -> _T:
         for m in self.paths:
             self._handles.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(m.register_forward_hook(self._post, with_kwargs=True))
         try:
-            super().__enter__()
+            super().__enter__()  # type: ignore[no-untyped-call]  # torch's is unannotated
         except BaseException:
             self._remove()
             raise
@@ -95,7 +98,7 @@ class CallTracker(TorchFunctionMode):
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            super().__exit__(*exc)
+            super().__exit__(*exc)  # type: ignore[no-untyped-call]  # torch's is unannotated
         finally:
             self._remove()
 

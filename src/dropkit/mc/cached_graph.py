@@ -125,7 +125,7 @@ def build_plan(model: nn.Module, stochastic_paths: list[str]) -> GraphPlan:
     """
     try:
         gm = trace(model, _leaf)
-    except Exception as err:  # noqa: BLE001 - any tracing failure means "use another strategy"
+    except Exception as err:  # any tracing failure means "use another strategy"
         raise GraphUnsupported(f"torch.fx could not trace the model ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''})") from err
     paths = set(stochastic_paths)

@@ -90,7 +90,6 @@ class HookPlan:
 
     def capture(self, call: Callable[[], Any], b: int) -> str:
         """Run the prefix once on the B rows; returns the path split at."""
-        ancestors: set[nn.Module] = set()
         stack: list[nn.Module] = []
         done: list[tuple[nn.Module, Any, list[nn.Module]]] = []
         state: dict[str, Any] = {}
@@ -127,7 +126,7 @@ class HookPlan:
             if all(c in ancestors for c in callers):
                 self.replay.setdefault(m, []).append(out)
         self.split_input = state["input"]
-        self.split_path = state["split"]
+        self.split_path = str(state["split"])
         if not self.replay:
             raise SkipAcrossSplit(f"no module runs before {self.split_path!r}: nothing to cache")
         return self.split_path
@@ -148,8 +147,9 @@ class HookPlan:
             if fired["done"]:
                 return None
             fired["done"] = True
-            args, kwargs = self.split_input  # type: ignore[misc]
-            expanded = _expand(args, copies, b), _expand(kwargs, copies, b)
+            assert self.split_input is not None  # set by capture()
+            cached_args, cached_kwargs = self.split_input  # the B rows the prefix gave once
+            expanded = _expand(cached_args, copies, b), _expand(cached_kwargs, copies, b)
             if track is not None:  # from here on, reading a pre-split tensor is an error
                 track.after = True
             return expanded
@@ -165,7 +165,7 @@ class HookPlan:
         handle = split.register_forward_pre_hook(pre, with_kwargs=True)
         try:
             for m, outs in self.replay.items():
-                m.forward = replayer(m, outs)  # type: ignore[method-assign]
+                m.forward = replayer(m, outs)
             if track is not None:
                 with track:
                     return call()
@@ -176,4 +176,4 @@ class HookPlan:
                 if fwd is None:
                     del m.forward
                 else:
-                    m.forward = fwd  # type: ignore[method-assign]
+                    m.forward = fwd

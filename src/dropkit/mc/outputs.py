@@ -18,7 +18,7 @@ def check_selector(output: object) -> Selector:
     """``output`` is None, an int, a str or a callable (checked before any work)."""
     if output is None or callable(output) or isinstance(output, str) or (
             isinstance(output, int) and not isinstance(output, bool)):
-        return output  # type: ignore[return-value]
+        return output
     raise DropkitTypeError(expected("output", "None, an int, a str or a callable",
                                     f"{output!r} ({type(output).__name__})"))
 

@@ -6,9 +6,9 @@ and the sampling options, and kept until the model changes. Building one:
 1. discovers the dropout (`dropkit.inspection.discover`), decides ambiguous flags by running
    the model, and reconciles the report with the dropout that actually fired in a real pass:
    a model whose switched dropout never fires is refused (its samples would not vary);
-2. picks the mechanism: the cached prefix (torch.fx graph, else hooks) when the model has
-   deterministic work before its first stochastic op *and* the cached samples equal the stacked
-   ones under one seed; otherwise plain passes;
+2. picks the strategy: ``"cached"`` (its prefix run once by a torch.fx graph, else by hooks)
+   when the model has deterministic work before its first stochastic op *and* the cached
+   samples equal the stacked ones under one seed; otherwise ``"loop"`` or ``"stacked"``;
 3. picks how many samples a pass carries (`dropkit.mc.chunking`).
 
 Plans are cached per model (weakly) and checked against the model's fingerprint on every call
@@ -23,6 +23,7 @@ by a per-model lock; drawing samples is not.
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +48,8 @@ from dropkit.mc import chunking
 from dropkit.mc.cached_hooks import SkipAcrossSplit
 from dropkit.mc.inputs import ModelInputs
 from dropkit.mc.outputs import Output, Selector, select_output
-from dropkit.mc.plain import stacked_samples
 from dropkit.mc.sampler import Sampler
+from dropkit.mc.uncached import stacked_samples
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ class Plan:
 
     Attributes:
         strategy: ``"loop"``, ``"stacked"`` or ``"cached"`` (what `Prediction.strategy` shows).
-        mechanism: ``"loop"``, ``"stacked"``, ``"graph"`` (torch.fx prefix) or ``"hooks"``.
-        pass_samples: samples per forward pass (None: as many as ``max_batch`` allows).
+        prefix: how the cached strategy runs the deterministic prefix once: ``"graph"``
+            (torch.fx) or ``"hooks"``; None for ``"loop"`` and ``"stacked"``.
+        samples_per_pass: samples per forward pass (None: as many as ``max_batch`` allows).
         reason: why, in words (`Prediction.strategy_reason`).
         switch_on: module paths whose ``training`` flag is on while sampling.
         sites: every dropout site found (stochastic depth included).
@@ -70,8 +72,8 @@ class Plan:
     """
 
     strategy: str
-    mechanism: str
-    pass_samples: int | None
+    prefix: str | None
+    samples_per_pass: int | None
     reason: str
     switch_on: tuple[str, ...]
     sites: tuple[DropoutSite, ...]
@@ -81,8 +83,23 @@ class Plan:
     row_shape: tuple[int, ...]
     key: tuple[Any, ...] = field(repr=False)
 
+    @property
+    def mechanism(self) -> str:
+        """Deprecated: ``prefix`` for the cached strategy, else ``strategy``."""
+        warnings.warn("Plan.mechanism is deprecated: read Plan.strategy and Plan.prefix",
+                      DeprecationWarning, stacklevel=2)
+        return self.prefix or self.strategy
+
+    @property
+    def pass_samples(self) -> int | None:
+        """Deprecated name of ``samples_per_pass``."""
+        warnings.warn("Plan.pass_samples is deprecated: read Plan.samples_per_pass",
+                      DeprecationWarning, stacklevel=2)
+        return self.samples_per_pass
+
     def __str__(self) -> str:
-        lines = [f"plan: {self.strategy} ({self.mechanism}), {self.reason}"]
+        how = f"{self.strategy} ({self.prefix})" if self.prefix else self.strategy
+        lines = [f"plan: {how}, {self.reason}"]
         fired = self.firing.fired
         for s in self.sites:
             state = ("on, fired" if s.path in fired else "on, DID NOT FIRE") \
@@ -103,13 +120,14 @@ class _Entry:
         self.lock = threading.RLock()
         self.discoveries: dict[tuple[Any, ...], tuple[Discovery, Reconciliation, Any]] = {}
         self.graphs: dict[tuple[str, ...], G.GraphPlan | str] = {}
-        self.mechanisms: dict[tuple[Any, ...], tuple[str | None, str]] = {}
+        self.prefixes: dict[tuple[Any, ...], tuple[str | None, str]] = {}
         self.plans: dict[tuple[Any, ...], Plan] = {}
 
 
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
 _ENTRIES_LOCK = threading.Lock()
 _SHADOWS = threading.local()  # per thread: model -> (fingerprint, switch_on, configured copy)
+_Shadows = weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], tuple[str, ...], nn.Module]]
 
 
 def _entry(model: nn.Module) -> _Entry:
@@ -147,7 +165,7 @@ def clear_plans(model: nn.Module | None = None) -> None:
 
 def configured(model: nn.Module, switch_on: tuple[str, ...], fp: tuple[Any, ...]) -> nn.Module:
     """This thread's copy of ``model`` with exactly ``switch_on`` in training mode."""
-    cache = getattr(_SHADOWS, "copies", None)
+    cache: _Shadows | None = getattr(_SHADOWS, "copies", None)
     if cache is None:
         cache = _SHADOWS.copies = weakref.WeakKeyDictionary()
     hit = cache.get(model)
@@ -227,7 +245,7 @@ def _verify(m: nn.Module, x: ModelInputs, sampler_args: dict[str, Any],
     """
     if max_batch is not None:
         x = x.rows(0, max(1, min(x.b, max_batch // 2)))
-    sampler = Sampler(m, x, pass_samples=2, max_batch=max_batch, output=output,
+    sampler = Sampler(m, x, "cached", 2, max_batch=max_batch, output=output,
                       fast_masks=False, **sampler_args)
     try:
         with forked_rng(m, 0, x.device):
@@ -236,12 +254,12 @@ def _verify(m: nn.Module, x: ModelInputs, sampler_args: dict[str, Any],
             if sampler.row_step < x.b or (max_batch is not None and 2 * x.b > max_batch):
                 got = sampler.draw(2)  # one row or one sample per pass, as stacked does
             else:
-                got = sampler.cached_pass(sampler.prefix(x), x, 2, check=True)
+                got = sampler.cached_pass(sampler.run_prefix(x), x, 2, check=True)
     except DropkitError:
         raise
     except SkipAcrossSplit as err:
         return str(err)
-    except Exception as err:  # noqa: BLE001 - a failing cached run means "not applicable"
+    except Exception as err:  # a failing cached run means "not applicable"
         return f"the cached run failed ({type(err).__name__}: {str(err).splitlines()[0]})"
     if not _close(ref, got):
         return ("the cached samples differ from the stacked ones under one seed (the model "
@@ -258,40 +276,40 @@ def _graph(entry: _Entry, m: nn.Module, switch_on: tuple[str, ...]) -> G.GraphPl
     return entry.graphs[switch_on]
 
 
-def _mechanism(entry: _Entry, m: nn.Module, x: ModelInputs, switch_on: tuple[str, ...], *,
+def _prefix(entry: _Entry, m: nn.Module, x: ModelInputs, switch_on: tuple[str, ...], *,
                output: Selector, split_at: str | None, max_batch: int | None
                ) -> tuple[str | None, str, G.GraphPlan | None]:
-    """The cached mechanism that applies ("graph", "hooks" or None) and why."""
+    """The way of running the prefix once that applies ("graph", "hooks" or None) and why."""
     key = (x.signature(), _selector_key(output), split_at, max_batch, switch_on)
     graph = _graph(entry, m, switch_on) if split_at is None else "split_at given"
-    if key in entry.mechanisms:
-        mech, why = entry.mechanisms[key]
-        return mech, why, graph if isinstance(graph, G.GraphPlan) else None
-    why = []
+    if key in entry.prefixes:
+        mech, known = entry.prefixes[key]
+        return mech, known, graph if isinstance(graph, G.GraphPlan) else None
+    why: list[str] = []
     if isinstance(graph, str):
         if split_at is None:
             why.append(f"graph: {graph}")
     elif not graph.has_prefix:
         why.append("graph: the first op is already stochastic, there is no prefix to cache")
     else:
-        bad = _verify(m, x, {"mechanism": "graph", "graph": graph, "switch_on": switch_on},
+        bad = _verify(m, x, {"prefix": "graph", "graph": graph, "switch_on": switch_on},
                       max_batch, output)
         if bad is None:
-            entry.mechanisms[key] = ("graph", f"torch.fx graph: {graph.prefix_ops} "
+            entry.prefixes[key] = ("graph", f"torch.fx graph: {graph.prefix_ops} "
                                      f"deterministic op(s) before the first stochastic op "
                                      f"({graph.first_stochastic}) run once")
-            return "graph", entry.mechanisms[key][1], graph
+            return "graph", entry.prefixes[key][1], graph
         why.append(f"graph: {bad}")
-    bad = _verify(m, x, {"mechanism": "hooks", "split_at": split_at, "switch_on": switch_on},
+    bad = _verify(m, x, {"prefix": "hooks", "split_at": split_at, "switch_on": switch_on},
                   max_batch, output)
     if bad is None:
         where = split_at or "the first stochastic module"
-        entry.mechanisms[key] = ("hooks", "; ".join([f"hooks: the prefix before {where} runs "
+        entry.prefixes[key] = ("hooks", "; ".join([f"hooks: the prefix before {where} runs "
                                                      "once"] + [f"not {w}" for w in why]))
     else:
         why.append(f"hooks: {bad}")
-        entry.mechanisms[key] = (None, "; ".join(why))
-    mech, reason = entry.mechanisms[key]
+        entry.prefixes[key] = (None, "; ".join(why))
+    mech, reason = entry.prefixes[key]
     return mech, reason, None
 
 
@@ -310,7 +328,7 @@ def plan(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
         graph: G.GraphPlan | None = None
         if key in entry.plans:
             p = entry.plans[key]
-            if p.mechanism == "graph":
+            if p.prefix == "graph":
                 g = _graph(entry, m, switch_on)
                 graph = g if isinstance(g, G.GraphPlan) else None
         else:
@@ -319,7 +337,8 @@ def plan(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
                               strategy=strategy, max_batch=max_batch, output=output,
                               split_at=split_at, seeded=seeded)
             entry.plans[key] = p
-    sampler = Sampler(m, x, p.mechanism, p.pass_samples, max_batch=max_batch, output=output,
+    sampler = Sampler(m, x, p.strategy, p.samples_per_pass, prefix=p.prefix,
+                      max_batch=max_batch, output=output,
                       split_at=split_at, switch_on=switch_on, graph=graph)
     return p, sampler
 
@@ -332,13 +351,13 @@ def _build(entry: _Entry, m: nn.Module, x: ModelInputs, samples: int, key: tuple
            ) -> tuple[Plan, G.GraphPlan | None]:
     switch_on = tuple(found.switch_on)
 
-    def make(strategy_: str, mechanism: str, k: int | None, reason: str) -> Plan:
-        return Plan(strategy_, mechanism, k, reason, switch_on, tuple(found.sites), firing,
+    def make(strategy_: str, prefix: str | None, k: int | None, reason: str) -> Plan:
+        return Plan(strategy_, prefix, k, reason, switch_on, tuple(found.sites), firing,
                     found.stochastic_depth, row[0], row[1], key)
 
     if strategy in ("loop", "stacked"):
-        return make(strategy, strategy, None, "chosen by the caller"), None
-    mech, why, graph = _mechanism(entry, m, x, switch_on, output=output, split_at=split_at,
+        return make(strategy, None, None, "chosen by the caller"), None
+    mech, why, graph = _prefix(entry, m, x, switch_on, output=output, split_at=split_at,
                                   max_batch=max_batch)
     if strategy == "cached":
         if mech is None:
@@ -350,13 +369,13 @@ def _build(entry: _Entry, m: nn.Module, x: ModelInputs, samples: int, key: tuple
         k, timing = chunking.rule(m, x, samples, max_batch)
     else:
         def draw(k: int, n: int) -> Any:
-            mechanism = mech or ("loop" if k == 1 else "stacked")
-            s = Sampler(m, x, mechanism, k, max_batch=max_batch, output=output,
+            how = "cached" if mech else ("loop" if k == 1 else "stacked")
+            s = Sampler(m, x, how, k, prefix=mech, max_batch=max_batch, output=output,
                         split_at=split_at, switch_on=switch_on, graph=graph)
             s.draw(1)
             return lambda: s.draw(n)
         k, timing = chunking.measure(m, x, samples, max_batch, draw)
     if mech is not None:
         return make("cached", mech, k, f"{why}; {timing}"), graph
-    plain = "loop" if k == 1 else "stacked"
-    return make(plain, plain, k, f"no cached prefix ({why}); {timing}"), None
+    uncached = "loop" if k == 1 else "stacked"
+    return make(uncached, None, k, f"no cached prefix ({why}); {timing}"), None

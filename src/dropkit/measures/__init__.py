@@ -9,7 +9,7 @@
 * `_checks`: the validation every path goes through.
 
 `dropkit.uncertainty`'s pure functions are the one-chunk case of these streams, and
-`dropkit.mc.streaming` re-exports the two streams for the predictor.
+`MCDropout`'s predictions (`dropkit.mc.prediction`) are built from them.
 """
 
 from dropkit.measures.classification import ClassificationStream

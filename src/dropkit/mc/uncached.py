@@ -1,4 +1,5 @@
-"""The plain mechanisms: S passes of the whole model (loop), or the batch repeated (stacked)."""
+"""The uncached strategies: S passes of the whole model (loop), or the batch repeated
+(stacked); `cached_graph` and `cached_hooks` are the two ways of the cached strategy."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def join(parts: list[Output], dim: int = 0) -> Output:
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], tuple):
-        return tuple(torch.cat([p[i] for p in parts], dim)  # type: ignore[index]
+        return tuple(torch.cat([p[i] for p in parts], dim)
                      for i in range(len(parts[0])))
     return torch.cat(parts, dim)  # type: ignore[arg-type]
 
