@@ -9,7 +9,7 @@ from torch import nn
 from dropkit.lab import inverted as I
 from dropkit.lab.base import LabConfig
 from dropkit.lab.train import seeded
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.mcdropout import MCDropout
 from tests.lab_claim_checks import check_claim, rejudge
 from tests.mc_models import assert_same_state, snapshot
 

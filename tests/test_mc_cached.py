@@ -215,3 +215,33 @@ def test_unseeded_auto_samples_with_the_timed_choice(monkeypatch: pytest.MonkeyP
     assert pred.strategy == "cached" and pred.strategy_reason.endswith("timed: 3 per pass")
     # the layer after the dropout runs 3 + 3 + 1 samples of B = 4 rows
     assert rows[-3:] == [12, 12, 4]
+
+
+class _BatchSizeInSuffix(nn.Module):
+    """Reads the batch size in the prefix and uses it after the dropout: caching breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin, self.drop, self.out = nn.Linear(4, 6), nn.Dropout(0.3), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        return self.out(self.drop(self.lin(x)).reshape(b, 6))
+
+
+def test_check_on_a_row_subset_still_refuses_a_large_batch_that_caching_breaks() -> None:
+    # the cached-vs-stacked check runs on at most VERIFY_ROWS rows; a 150-row batch whose
+    # suffix uses the prefix's batch size must still be refused and sampled uncached
+    from dropkit.mc.plan import VERIFY_ROWS
+
+    torch.manual_seed(0)
+    model, x = _BatchSizeInSuffix().eval(), torch.randn(150, 4)
+    assert x.shape[0] > VERIFY_ROWS
+    samples = dropkit.sample(model, x, 400, seed=0)
+    plan = dropkit.mc.plan.plans(model)[-1]
+    assert plan.strategy in ("loop", "stacked") and "cached" in plan.reason
+    # dropout before a linear layer: the MC mean estimates the deterministic output
+    with torch.no_grad():
+        det = model(x)
+    se = samples.std(0) / 400**0.5
+    assert bool(((samples.mean(0) - det).abs() <= 5 * se + 1e-6).all())

@@ -36,12 +36,6 @@ from __future__ import annotations
 
 import torch
 
-from dropkit.measures._checks import (
-    check_from_logits as _check_from_logits,
-)
-from dropkit.measures._checks import (
-    check_probabilities as _check_probabilities,
-)
 from dropkit.measures._checks import one_noise_model, regression_means
 from dropkit.measures.classification import ClassificationStream
 from dropkit.measures.regression import RegressionStream
@@ -63,9 +57,6 @@ __all__ = [
     "total_variance",
     "gaussian_mixture_log_likelihood",
 ]
-
-# the metrics validate their inputs with the same checks
-_ = (_check_from_logits, _check_probabilities)
 
 
 def _class_stream(samples: object, from_logits: object, *names: str,

@@ -23,7 +23,7 @@ from dropkit.active.measures import MEASURES
 from dropkit.active.scoring import derive_seed, score_pool
 from dropkit.active.selection import SELECTIONS, select
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.mcdropout import MCDropout
 from dropkit.metrics import accuracy, negative_log_likelihood
 
 ACQUISITIONS = (*MEASURES, "batchbald")

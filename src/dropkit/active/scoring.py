@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from dropkit._validate import check_choice, check_positive_int, check_tensor
 from dropkit.active.measures import MEASURES, from_prediction
 from dropkit.errors import DropkitValueError, expected
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.mcdropout import MCDropout
 
 #: Columns of a scored pool: every measure, plus the predicted class.
 COLUMNS = (*MEASURES, "prediction")

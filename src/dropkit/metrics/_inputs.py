@@ -9,7 +9,8 @@ import torch
 
 from dropkit._validate import _describe
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
-from dropkit.uncertainty import _check_from_logits, _check_probabilities
+from dropkit.measures._checks import check_from_logits as _check_from_logits
+from dropkit.measures._checks import check_probabilities as _check_probabilities
 
 ArrayLike = Any  # torch.Tensor or numpy.ndarray
 

@@ -22,6 +22,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from dropkit._validate import check_choice, check_positive_int
 from dropkit.errors import DropkitError
+from dropkit.measures._checks import check_from_logits as _check_from_logits
 from dropkit.metrics._inputs import ArrayLike
 from dropkit.metrics._stream import RowMean
 from dropkit.metrics.calibration import (
@@ -36,7 +37,6 @@ from dropkit.metrics.calibration import (
 )
 from dropkit.metrics.classification import _brier_rows, _correct_rows, _nll_rows
 from dropkit.metrics.regression import _check_level, _gaussian_nll_entries, _inside, _squared_error
-from dropkit.uncertainty import _check_from_logits
 
 __all__ = ["Accuracy", "NegativeLogLikelihood", "BrierScore", "CalibrationError", "RMSE",
            "GaussianNLL", "IntervalCoverage"]
