@@ -16,7 +16,8 @@ import pytest
 
 from dropkit.lab import LabConfig, run_lab
 from dropkit.lab.base import ClaimResult, Figure, figure_png
-from dropkit.report.html import anchor, flatten, format_value, render_html
+from dropkit.report.html import anchor, format_value, render_html
+from dropkit.report.tables import flatten
 
 
 def _png(title: str) -> bytes:
