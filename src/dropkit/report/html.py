@@ -75,6 +75,13 @@ window.addEventListener("load", function () {
   box.setAttribute("data-images", String(images.length));
   box.setAttribute("data-broken-images", String(broken.length));
   box.setAttribute("data-dangling-links", String(dangling.length));
+  // a smoke test's banner must be on screen, above the summary table
+  var banner = document.getElementById("smoke-test");
+  var summary = document.querySelector("table.summary");
+  box.setAttribute("data-smoke-banner", !banner ? "absent" :
+    (banner.offsetHeight > 0 && banner.offsetWidth > 0 &&
+     (!summary || banner.getBoundingClientRect().bottom <= summary.getBoundingClientRect().top))
+    ? "visible" : "hidden");
   var ok = broken.length === 0 && dangling.length === 0;
   box.setAttribute("data-status", ok ? "ok" : "broken");
   if (!ok) {
