@@ -152,7 +152,8 @@ def _numbers_table(rows: Sequence[tuple[str, Any]]) -> str:
     return _collapsible(table, len(rows), "All numbers")
 
 
-def _per_seed_table(rows: Sequence[tuple[str, list[float]]], seeds: Sequence[Any]) -> str:
+def _per_seed_table(rows: Sequence[tuple[str, list[float]]], seeds: Sequence[Any],
+                    level: int = 3) -> str:
     """One row per quantity, one column per seed, and the mean over seeds."""
     if not rows:
         return ""
@@ -164,13 +165,14 @@ def _per_seed_table(rows: Sequence[tuple[str, list[float]]], seeds: Sequence[Any
         for k, values in rows[:MAX_ROWS])
     table = (f"<table class='per-seed'><tr><th>quantity</th>{head}<th>mean</th></tr>{body}"
              "</table>")
-    return "<h3>Per seed</h3>" + _collapsible(table, len(rows), "Values per seed")
+    return f"<h{level}>Per seed</h{level}>" + _collapsible(table, len(rows), "Values per seed")
 
 
-def _numbers(numbers: Mapping[str, Any], seeds: Sequence[Any], title: str = "Numbers") -> str:
+def _numbers(numbers: Mapping[str, Any], seeds: Sequence[Any], title: str = "Numbers",
+             level: int = 3) -> str:
     per_seed, other = split_numbers(numbers, len(seeds))
-    return (_per_seed_table(per_seed, seeds)
-            + (f"<h3>{_e(title)}</h3>{_numbers_table(other)}" if other else ""))
+    return (_per_seed_table(per_seed, seeds, level)
+            + (f"<h{level}>{_e(title)}</h{level}>{_numbers_table(other)}" if other else ""))
 
 
 def disagreement(statements: Sequence[Mapping[str, Any]]) -> str:
@@ -210,7 +212,7 @@ def _statement(st: Mapping[str, Any], seeds: Sequence[Any], smoke: bool) -> str:
             + (" (read from configurations or documentation, not measured)"
                if kind == "descriptive" else "") + "</p>"
             + _conditions(st.get("conditions", []))
-            + _numbers(st.get("numbers", {}), seeds, "Numbers of this statement") + "</div>")
+            + _numbers(st.get("numbers", {}), seeds, "Other numbers", level=5) + "</div>")
 
 
 def _statements(statements: Sequence[Mapping[str, Any]], seeds: Sequence[Any],
