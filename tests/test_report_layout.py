@@ -120,7 +120,7 @@ def test_figure_png_logs_each_problem_and_still_renders(caplog: pytest.LogCaptur
     assert png.startswith(b"\x89PNG") and caplog.records == []
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.set_title("crowded")
-    ax.set_xticks(np.arange(0.0, 1.01, 0.02))
+    ax.set_xticks(np.arange(0.0, 1.01, 0.05))
     expected = layout_problems(fig)
     with caplog.at_level(logging.WARNING, logger="dropkit.report"):
         png = figure_png(fig, dpi=50)
