@@ -48,4 +48,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
     install(args[0], sleep)
-    sys.exit(main(["lab", "--out", args[1], "--seeds", "0", "--no-progress"]))
+    # --force: the interrupt test reruns into the same --out on purpose
+    sys.exit(main(["lab", "--out", args[1], "--seeds", "0", "--no-progress", "--force"]))

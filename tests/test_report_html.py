@@ -4,6 +4,7 @@ figure loads (headless Chromium; `.ci/run` installs Debian's `chromium`)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,8 @@ import pytest
 
 from dropkit.lab import LabConfig, run_lab
 from dropkit.lab.base import ClaimResult, Figure, figure_png
-from dropkit.report.html import anchor, flatten, format_value, render_html
+from dropkit.report.html import anchor, format_value, render_html
+from dropkit.report.tables import flatten
 
 
 def _png(title: str) -> bytes:
@@ -151,6 +153,20 @@ def test_browser_renders_every_figure(lab_page: Path, tmp_path: Path) -> None:
     assert attrs["data-status"] == "ok", attrs
     assert attrs["data-images"] == "2" and attrs["data-broken-images"] == "0"
     assert attrs["data-dangling-links"] == "0"
+
+
+def test_browser_shows_the_smoke_test_banner(lab_page: Path, tmp_path: Path) -> None:
+    """The runner's page of a full run has no banner; the same document marked as a smoke
+    test shows it, on screen and above the summary table; a banner hidden by CSS is caught."""
+    assert _browser_check(lab_page, tmp_path)["data-smoke-banner"] == "absent"
+    doc = json.loads((lab_page.parent / "results.json").read_text())
+    doc["smoke_test"] = True
+    quick = tmp_path / "quick.html"
+    quick.write_text(render_html(doc, {}))
+    assert _browser_check(quick, tmp_path)["data-smoke-banner"] == "visible"
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text(quick.read_text().replace("</style>", "#smoke-test{display:none}</style>"))
+    assert _browser_check(hidden, tmp_path)["data-smoke-banner"] == "hidden"
 
 
 def test_browser_check_detects_broken_figures_and_links(lab_page: Path, tmp_path: Path) -> None:

@@ -1,15 +1,27 @@
-"""`dropkit lab`: run the claims lab and write ``<out>/index.html`` and ``<out>/results.json``."""
+"""`dropkit lab`: run the claims lab and write ``<out>/index.html`` and ``<out>/results.json``.
+
+An ``--out`` folder that already holds a report is refused (exit 2, before any claim runs)
+unless ``--force`` is given: a long run must not silently replace an earlier one.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import shlex
 import sys
+from pathlib import Path
+from typing import Any
 
 from dropkit.errors import DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.lab.base import LabConfig
 from dropkit.lab.runner import CLAIMS, LabRun, run_lab
+from dropkit.report.html import SMOKE_TEST_TEXT, is_smoke_test
+
+#: The files of a report; an --out holding any of them is an earlier report.
+REPORT_FILES = ("results.json", "index.html")
 
 
 def _ids(text: str) -> list[str]:
@@ -42,17 +54,41 @@ def _threads(text: str) -> int:
     return n
 
 
+def check_not_a_report(out: str, force: bool) -> None:
+    """Refuse an ``--out`` that holds a report (unless ``force``), naming when it was made."""
+    found = [name for name in REPORT_FILES if (Path(out) / name).is_file()]
+    if not found or force:
+        return
+    started = ""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # only a detail
+        started = str(json.loads((Path(out) / "results.json").read_text())["started_utc"])
+    when = f" from a run started {started}" if started else ""
+    raise DropkitValueError(expected(
+        "--out", "a folder without a report (pass --force to replace it, or choose another "
+        "--out)", f"{out!r}, which holds {' and '.join(found)}{when}"))
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out (what results.json records)."""
     parts = ["dropkit", "lab"] + (["--quick"] if args.quick else [])
     parts += ["--out", args.out, "--seeds", args.seeds, "--threads", args.threads]
     parts += ["--claims", args.claims] if args.claims is not None else []
     parts += [] if args.progress else ["--no-progress"]
+    parts += ["--force"] if args.force else []
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
+def machine_line(document: dict[str, Any]) -> str:
+    """The CPU and threads the numbers were measured on (they differ slightly between CPU
+    models; see the README)."""
+    hw = document.get("hardware", {})
+    return (f"Machine: {hw.get('cpu', 'unknown CPU')}, {hw.get('cores', '?')} cores, "
+            f"{hw.get('threads', '?')} torch thread(s)")
+
+
 def summary_table(run: LabRun) -> str:
-    """The claim / verdict / key number table printed at the end (plain text)."""
+    """The claim / verdict / key number table printed at the end (plain text); a smoke test
+    says so above and below it."""
     rows = [(r.id, r.verdict, r.key_number) for r in run.results]
     rows += [(f.id, "FAILED", f.error) for f in run.failed]
     order = {c: i for i, c in enumerate(run.document.get("order", []))}
@@ -61,6 +97,9 @@ def summary_table(run: LabRun) -> str:
     w1 = max([len("verdict")] + [len(r[1]) for r in rows])
     lines = [f"{'claim':<{w0}}  {'verdict':<{w1}}  key number", f"{'-' * w0}  {'-' * w1}  ---"]
     lines += [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    if is_smoke_test(run.document):
+        banner = f"*** {SMOKE_TEST_TEXT} ***"
+        lines = [banner, *lines, banner]
     return "\n".join(lines)
 
 
@@ -69,9 +108,11 @@ def main(args: argparse.Namespace) -> int:
                     progress=args.progress)
     # `--claims ''` is a mistake, not "all claims": only a missing flag means all
     claims = _ids(args.claims) if args.claims is not None else None
-    record.check_output_dir(args.out, "--out")  # before any claim runs
+    check_not_a_report(args.out, args.force)  # before any claim runs
+    record.check_output_dir(args.out, "--out")
     run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args))
     print(summary_table(run))
+    print(machine_line(run.document))
     print(f"\nReport: {run.html_path.resolve()}\nNumbers: {run.json_path.resolve()}\n"
           f"Wall time: {run.seconds:.1f} s")
     if not run.ok:
@@ -91,7 +132,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<out>/index.html (self-contained) and <out>/results.json.")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, for a smoke test (under a minute); not evidence")
-    p.add_argument("--out", default="lab-report", help="output folder (default: lab-report)")
+    p.add_argument("--out", default="lab-report",
+                   help="output folder (default: lab-report); one that already holds a "
+                   "report is refused unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="replace the report already in --out")
     p.add_argument("--claims", default=None,
                    help=f"comma-separated claim ids (default: all of {','.join(CLAIMS)})")
     p.add_argument("--seeds", default=",".join(str(s) for s in default.seeds),
@@ -100,4 +145,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
-    p.set_defaults(func=main, progress=default.progress)
+    p.set_defaults(func=main, progress=default.progress, force=False)
