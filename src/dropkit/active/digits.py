@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -106,14 +107,14 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, object]
             "summary": summarise(runs, cfg.target)}
 
 
-def summarise(runs: list[dict[str, object]], target: float) -> dict[str, object]:
+def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, object]:
     """Per acquisition: labels axis, mean and standard error of accuracy over seeds, and the
     labels at which the mean accuracy first reaches ``target`` (None if never)."""
     from dropkit.lab.base import mean_se
 
     out: dict[str, object] = {}
     for acq in dict.fromkeys(r["acquisition"] for r in runs):
-        rows = [r["rounds"] for r in runs if r["acquisition"] == acq]  # type: ignore[index]
+        rows = [r["rounds"] for r in runs if r["acquisition"] == acq]
         labels = [rd["labelled"] for rd in rows[0]]
         acc = [mean_se([rs[i]["accuracy"] for rs in rows]) for i in range(len(labels))]
         nll = [mean_se([rs[i]["nll"] for rs in rows]) for i in range(len(labels))]

@@ -20,7 +20,7 @@ import torch
 from dropkit import uncertainty as U
 from dropkit._validate import check_choice
 from dropkit.errors import DropkitValueError, expected
-from dropkit.mc.prediction import Prediction
+from dropkit.mc.prediction import ClassificationPrediction, Prediction
 
 #: Scores computable from streamed measures (BatchBALD is a batch method: see `batchbald`).
 MEASURES = ("bald", "max_entropy", "variation_ratio", "mean_std", "margin", "random")
@@ -82,7 +82,7 @@ def from_prediction(pred: Prediction, measure: str, *,
     Equals `score` on the prediction's samples (to float tolerance when it was streamed).
     """
     measure = check_choice("measure", measure, MEASURES)
-    if pred.task != "classification":
+    if not isinstance(pred, ClassificationPrediction):
         raise DropkitValueError(expected("pred", "a classification Prediction",
                                          f"a {pred.task} Prediction"))
     if measure == "random":
@@ -90,7 +90,6 @@ def from_prediction(pred: Prediction, measure: str, *,
     if measure == "margin":
         return _margin_of_mean(pred.mean)
     if measure == "mean_std":
-        assert pred.class_std is not None
         return pred.class_std.mean(dim=-1)
     field = {"bald": "mutual_information", "max_entropy": "predictive_entropy",
              "variation_ratio": "variation_ratio"}[measure]

@@ -30,7 +30,7 @@ def judge_labels(summary: dict[str, Any], budget_end: int) -> tuple[str, str, di
                  f"{STRONG}; else not supported")
     if "random" not in summary or not checked:
         return "not supported", "needs random and BALD or variation ratio: " + criterion, {}
-    ratios = {a: labels(a) / labels("random") for a in checked}
+    ratios: dict[str, Any] = {a: labels(a) / labels("random") for a in checked}
     if all(r <= STRONG for r in ratios.values()):
         verdict = "supported"
     elif all(r < WEAK for r in ratios.values()) or any(r <= STRONG for r in ratios.values()):

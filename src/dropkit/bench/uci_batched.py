@@ -315,7 +315,8 @@ def train_batched(
                                     out=_with_trash((K * b, D1), dtype)).view(K, b, D1)
             yb = y_rows.index_select(0, rows.view(-1)).view(K, b, 1)
             x1 = _fill_drops(x1, _skip_last_column(drop1, D))  # trash -> K b (D + 1)
-            grads = _gradients(*params, x1, yb, drop2, scale, row_scale, two_reg, row_reg)
+            grads = _gradients(params[0], params[1], params[2], x1, yb, drop2, scale, row_scale,
+                               two_reg, row_reg)
             _adam_update(params, grads, m_state, v_state, steps, lr, betas, eps)
     model.w1.copy_(w1a[:, :D])
     model.b1.copy_(w1a[:, D:])

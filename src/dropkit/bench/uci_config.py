@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dropkit._validate import check_choice, check_positive_int, check_probability
 from dropkit.errors import DropkitValueError, expected
@@ -90,9 +91,9 @@ class UCIConfig:
     @classmethod
     def quick(cls, **overrides: object) -> UCIConfig:
         """A few epochs, two splits, 200 MC passes: seconds, for tests and smoke runs."""
-        fields = {"epochs": 5, "n_splits": 2, "mc_samples": 200}
+        fields: dict[str, Any] = {"epochs": 5, "n_splits": 2, "mc_samples": 200}
         fields.update(overrides)
-        return cls(**fields)  # type: ignore[arg-type]
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

@@ -253,7 +253,7 @@ class NumbaKernels(NativeKernels):
         beta1, beta2 = betas
         R = self._real
         w1, w2, b2 = params
-        threads = min(self.threads, numba.config.NUMBA_NUM_THREADS, K)
+        threads = min(self.threads, numba.config.NUMBA_NUM_THREADS, K)  # type: ignore[attr-defined]
         if threads > 1:
             numba.set_num_threads(threads)
         run = _train_parallel if threads > 1 else _train_serial
@@ -269,7 +269,7 @@ class NumbaKernels(NativeKernels):
                   w1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
                   out: torch.Tensor) -> None:
         K = out.shape[0]
-        threads = min(self.threads, numba.config.NUMBA_NUM_THREADS, K)
+        threads = min(self.threads, numba.config.NUMBA_NUM_THREADS, K)  # type: ignore[attr-defined]
         if threads > 1:
             numba.set_num_threads(threads)
         run = _mc_parallel if threads > 1 else _mc_serial

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,17 +92,16 @@ class UCIResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> UCIResult:
-        cfg = dict(data["config"])  # type: ignore[arg-type]
+    def from_dict(cls, data: dict[str, Any]) -> UCIResult:
+        cfg = dict(data["config"])
         for key in ("dropout_rates", "tau_values"):
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])
         return cls(
             dataset=str(data["dataset"]), config=UCIConfig(**cfg), epochs=int(data["epochs"]),
-            grid=tuple(tuple(g) for g in data["grid"]),  # type: ignore[union-attr]
-            splits=[UCISplitResult(**dict(s, val_ll=tuple(s["val_ll"])))  # type: ignore[arg-type]
-                    for s in data["splits"]],  # type: ignore[union-attr]
-            wall_s=float(data["wall_s"]), phase_s=dict(data["phase_s"]),  # type: ignore[arg-type]
+            grid=tuple(tuple(g) for g in data["grid"]),
+            splits=[UCISplitResult(**dict(s, val_ll=tuple(s["val_ll"]))) for s in data["splits"]],
+            wall_s=float(data["wall_s"]), phase_s=dict(data["phase_s"]),
             backend=str(data.get("backend", "")),
         )
 

@@ -11,6 +11,7 @@ interrupted run leaves the previous set untouched.
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
             partial = plan.resume.get(dataset.name)
             results.append(run_uci(
                 dataset, plan.config, dtype=plan.dtype, progress=progress, resume=partial,
-                on_group_done=lambda r, ds=dataset: plan.checkpoints.save(ds, r)))
+                on_group_done=functools.partial(plan.checkpoints.save, dataset)))
             print(f"{dataset.name}: done", file=sys.stderr)
         write_report(results, plan.out, command=plan.command)
     except DropkitError as err:

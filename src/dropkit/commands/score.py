@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dropkit.commands._common import non_negative, positive
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for rank, i in enumerate(best.tolist(), 1):
         print(f"{rank:>4}  row {i:<8} {args.measure} {float(columns[args.measure][i]):.6f}")
     if args.out:
-        np.savez(args.out, **{k: v.numpy() for k, v in columns.items()})
+        arrays: dict[str, Any] = {k: v.numpy() for k, v in columns.items()}
+        np.savez(args.out, **arrays)
         print(f"wrote {args.out}")
     return 0

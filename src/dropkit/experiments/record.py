@@ -59,6 +59,7 @@ def environment(threads: int | None = None) -> dict[str, Any]:
             versions[extra] = importlib.metadata.version(extra)
         except importlib.metadata.PackageNotFoundError:
             versions[extra] = None
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux

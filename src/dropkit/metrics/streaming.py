@@ -121,6 +121,10 @@ class CalibrationError(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    # the states registered by add_state (declared so that nn.Module's __getattr__ types them)
+    sums: torch.Tensor
+    confidence: list[torch.Tensor]
+    correct: list[torch.Tensor]
 
     def __init__(self, *, from_logits: bool, n_bins: int = 15, binning: str = "width",
                  norm: str = "l1", **kwargs: Any) -> None:
