@@ -10,7 +10,7 @@ from torch import nn
 
 from dropkit.lab import batchnorm as BN
 from dropkit.lab.base import LabConfig
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge, verdict_by_hand
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -33,12 +33,19 @@ def test_verdict_is_recomputed_from_the_effects(result):
     effects, parts = result.numbers["effects"], result.numbers["part_verdicts"]
     assert parts["shift"] == rejudge(effects["log_shift_over_baseline"], BN.MIN_LOG_SHIFT)
     assert parts["harm"] == rejudge(effects["recalibration_gain"], BN.MIN_RECAL_GAIN)
-    if parts["shift"] == "not supported":
-        assert result.verdict == "not supported"
-    elif parts["shift"] == parts["harm"] == "supported":
-        assert result.verdict == "supported"
-    else:
-        assert result.verdict == "partly supported"
+    ids = ["bn.shift", "bn.harm", "bn.recipe"]
+    survey = result.numbers["config_survey"]
+    cnns = [r for r in survey["rows"] if r["group"] == "cnn" and r["batchnorm"] is not None]
+    if len(cnns) >= 3:  # timm/torchvision readable: [bn.practice] is judged
+        ids.append("bn.practice")
+        share = sum(r["batchnorm"] and r["rates"]["dropout"] == 0 for r in cnns) / len(cnns)
+        st = result.statements[-1]
+        assert st.numbers["share"] == pytest.approx(share) and st.kind == "descriptive"
+    check_statements(result, ids)
+    st = {s.id: s for s in result.statements}
+    assert st["bn.shift"].numbers["per_seed"] == pytest.approx(effects["log_shift_over_baseline"])
+    assert st["bn.harm"].numbers["BatchNorm"]["per_seed"] == pytest.approx(
+        effects["recalibration_gain"])
 
 
 def test_shift_effect_matches_the_rows(result):

@@ -10,7 +10,7 @@ from dropkit.lab import inverted as I
 from dropkit.lab.base import LabConfig
 from dropkit.lab.train import seeded
 from dropkit.mc.predictor import MCDropout
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge, verdict_by_hand
 from tests.mc_models import assert_same_state, snapshot
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
@@ -52,8 +52,19 @@ def test_conversion_is_exact_in_the_run(result):
 
 def test_verdict_is_recomputed_from_the_effects(result):
     damage = rejudge(result.numbers["effects"]["nll_damage_at_ref_p"], I.MIN_NLL_DAMAGE)
-    expected = "supported" if damage == "supported" else "partly supported"
-    assert result.verdict == expected  # the identity holds (previous test)
+    error = rejudge(result.numbers["effects"]["error_damage_at_ref_p"], 0.01)
+    check_statements(result, ["inv.same", "inv.torch", "inv.needed"])
+    st = {s.id: s for s in result.statements}
+    assert st["inv.needed"].numbers["nll_damage"]["per_seed"] == pytest.approx(
+        result.numbers["effects"]["nll_damage_at_ref_p"])
+    assert st["inv.needed"].verdict == verdict_by_hand([damage, error])
+    # [inv.same]: the identity holds (previous test); part (b) from the naive nets' errors
+    ref = result.numbers["reference_p"]
+    naive = [I.NAIVE_TOLERANCE - abs(r["inverted_naive"]["error"] - r["classic"]["error"])
+             for s in result.numbers["per_seed"] for r in s["by_p"] if r["p"] == ref]
+    assert st["inv.same"].numbers["naive_training"]["per_seed"] == pytest.approx(naive)
+    assert st["inv.same"].verdict == ("supported" if rejudge(naive, 0.0) == "supported"
+                                      else "partly supported")
     ref = result.numbers["reference_p"]
     for seed_rows, d in zip(result.numbers["per_seed"],
                             result.numbers["effects"]["nll_damage_at_ref_p"], strict=True):

@@ -57,7 +57,7 @@ def train_curve(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, *, steps
     dropout ``p`` (switched to 0 after ``early_steps`` when given). Returns the evaluation curve
     ``[(step, value)]`` and the CPU seconds spent in training steps."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    curve = [(0, evaluate(model))]
+    curve = [(0, evaluate(model.eval()))]  # eval mode: dropout off, no random numbers drawn
     seconds = 0.0
     with seeded(seed):
         order = torch.randperm(len(x))
