@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from dropkit.lab import bayesian as B
 from dropkit.lab.base import VERDICTS, LabConfig
-from tests.lab_claim_checks import check_claim, check_statements, rejudge, verdict_by_hand
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 from tests.mc_models import assert_same_state, snapshot
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)

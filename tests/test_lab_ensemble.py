@@ -12,7 +12,7 @@ import torch
 from dropkit.errors import DropkitValueError
 from dropkit.lab import ensemble as E
 from dropkit.lab.base import LabConfig
-from tests.lab_claim_checks import check_claim, check_statements, rejudge, verdict_by_hand
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 

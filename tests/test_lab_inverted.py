@@ -125,3 +125,34 @@ def test_adam_train_is_reproducible_and_leaves_the_global_rng():
     for qa, qb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(qa, qb)
     assert not a.training
+
+
+def test_torch_dropout_check_by_hand():
+    out = I.torch_dropout_check((0.2, 0.5), n=20_000, seed=3)
+    # the same draws by hand: torch's global stream seeded the same way
+    torch.manual_seed(3)
+    x = torch.rand(20_000, dtype=torch.float64) + 0.5
+    for p in (0.2, 0.5):
+        y = torch.nn.functional.dropout(x, p, training=True)
+        zeroed = float((y == 0).double().mean())
+        r = out[f"p={p:g}"]
+        assert r["zeroed_fraction"] == pytest.approx(zeroed, abs=1e-12)
+        assert r["zeroed_z"] == pytest.approx((zeroed - p) / (p * (1 - p) / 20_000) ** 0.5)
+        assert abs(r["zeroed_z"]) < 4 and r["eval_is_identity"] is True
+        assert r["kept_max_rel_diff_from_x_over_1_minus_p"] <= 1e-15
+
+
+def test_torch_statement_fails_when_a_condition_fails(result):
+    check = {"p=0.5": {"kept_max_rel_diff_from_x_over_1_minus_p": 0.0, "zeroed_fraction": 0.5,
+                       "zeroed_z": 9.0, "eval_is_identity": True}}
+    st = I.statements(result.numbers["per_seed"], result.numbers["reference_p"], 0.0,
+                      result.numbers["effects"]["nll_damage_at_ref_p"],
+                      result.numbers["effects"]["error_damage_at_ref_p"], check)
+    torch_st = next(s for s in st if s.id == "inv.torch")
+    assert [c.holds for c in torch_st.conditions] == [True, False, True]
+    assert torch_st.verdict == "partly supported"
+    same = next(s for s in st if s.id == "inv.same")
+    bad = I.statements(result.numbers["per_seed"], result.numbers["reference_p"], 1.0,
+                       result.numbers["effects"]["nll_damage_at_ref_p"],
+                       result.numbers["effects"]["error_damage_at_ref_p"], check)
+    assert same.conditions[0].holds and bad[0].verdict == "not supported"

@@ -12,7 +12,7 @@ from dropkit.errors import DropkitValueError
 from dropkit.lab import regularization as R
 from dropkit.lab.base import LabConfig
 from dropkit.lab.train import mlp
-from tests.lab_claim_checks import check_statements, check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
