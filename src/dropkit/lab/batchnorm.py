@@ -556,5 +556,6 @@ def run(cfg: LabConfig) -> ClaimResult:
         + survey["figures"],
         caveats=caveats, statements=judged,
         config={"sizes": asdict(sizes), "quick": cfg.quick, "min_log_shift": MIN_LOG_SHIFT,
-                "min_recalibration_gain": MIN_RECAL_GAIN},
+                "min_recalibration_gain": MIN_RECAL_GAIN, "recipe_nets": list(RECIPE_NETS),
+                "max_recipe_cost": MAX_RECIPE_COST},
         seeds=list(cfg.seeds), seconds=time.perf_counter() - start)

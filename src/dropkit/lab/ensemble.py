@@ -436,5 +436,6 @@ def run(cfg: LabConfig) -> ClaimResult:
     return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
                        criterion=criterion, key_number=key + (f". {split}" if split else ""),
                        numbers=numbers, figures=figures(s, soft, deep), caveats=caveats,
-                       config={"quick": cfg.quick, **asdict(s)}, seeds=seeds,
+                       config={"quick": cfg.quick, **asdict(s),
+                               "min_ensemble_nll_gain": MIN_ENSEMBLE_NLL_GAIN}, seeds=seeds,
                        seconds=time.perf_counter() - start, statements=judged)

@@ -440,5 +440,6 @@ def run(cfg: LabConfig) -> ClaimResult:
         id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=verdict, criterion=criterion,
         key_number=key, numbers=numbers, figures=_figures(per_seed, sizes), caveats=caveats,
         config={"sizes": asdict(sizes), "quick": cfg.quick, "identity_tol": IDENTITY_TOL,
-                "min_nll_damage": MIN_NLL_DAMAGE},
+                "min_nll_damage": MIN_NLL_DAMAGE, "naive_tolerance": NAIVE_TOLERANCE,
+                "torch_check_n": TORCH_CHECK_N},
         seeds=list(cfg.seeds), seconds=time.perf_counter() - start, statements=judged)

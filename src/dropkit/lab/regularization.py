@@ -437,5 +437,6 @@ def run(cfg: LabConfig) -> ClaimResult:
     return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
                        criterion=criterion, key_number=key + (f". {split}" if split else ""),
                        numbers=numbers, figures=figures(s, labels, res, co), caveats=caveats,
-                       config={"quick": cfg.quick, **asdict(s)}, seeds=seeds,
+                       config={"quick": cfg.quick, **asdict(s), "min_gap_pp": MIN_GAP_PP,
+                               "l2_tolerance_pp": L2_TOLERANCE_PP}, seeds=seeds,
                        seconds=time.perf_counter() - start, statements=judged)
