@@ -34,7 +34,7 @@ from dropkit.lab.base import (
     judge,
     mean_se,
 )
-from dropkit.lab.scale_early import QUICK_EARLY, EarlySettings
+from dropkit.lab.scale_early import EarlySettings
 from dropkit.lab.scale_early import measure as early_measure
 from dropkit.lab.statements import (
     ALL_OF_RULE,
@@ -363,7 +363,7 @@ def run(cfg: LabConfig) -> ClaimResult:
         {p: [row[-1] for row in e] for p, e in effects.items()})
     # counter-evidence and cost in the underfitting regime (after the first edition's runs;
     # every student seeds its own init and batches, so the numbers above are unchanged)
-    es = QUICK_EARLY if cfg.quick else EarlySettings()
+    es = EarlySettings.quick() if cfg.quick else EarlySettings()
     early = []
     for seed in seeds:
         x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in,
