@@ -444,7 +444,7 @@ def run(cfg: LabConfig) -> ClaimResult:
                     rows.append(_recipe_one(d, net, w, ref_p, sizes, seed))
                     bar.update(1)
             recipe.append(rows)
-    survey = survey_claims(cfg.quick)
+    survey = survey_claims(cfg.quick, ID)
     shift_effect, recal_gain, last_vs_act = [], [], []
     for s in per_seed:
         shift_w, gain_w, last_w = [], [], []

@@ -372,7 +372,7 @@ def run(cfg: LabConfig) -> ClaimResult:
             x_all, y_all, d_in=s.d_in, hidden=list(s.student_hidden), classes=s.classes,
             steps=s.steps, batch_size=s.batch_size, lr=s.lr, seed=seed, e=es,
             evaluate=lambda m: excess_risk(m, x_te, log_t_te)))
-    survey = survey_claims(cfg.quick)
+    survey = survey_claims(cfg.quick, ID)
     judged = statements(effects, early, survey)
     v, criterion = group_summary(judged)
     criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"

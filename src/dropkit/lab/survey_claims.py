@@ -65,8 +65,9 @@ def _survey(quick: bool) -> dict[str, Any]:
             C.table_markdown(table["rows"])}
 
 
-def survey_claims(quick: bool = False) -> dict[str, Any]:
-    """The survey's table, its judged statements by id (those it could judge) and its figure.
+def survey_claims(quick: bool = False, claim: str = "lab") -> dict[str, Any]:
+    """The survey's table, its judged statements by id (those it could judge) and its figure
+    (named ``<claim>_config_survey``: two claims show it).
 
     A survey that raises is reported in ``table["unavailable"]`` (the claim says so in its
     caveats and leaves both statements out) rather than failing the whole claim.
@@ -77,4 +78,5 @@ def survey_claims(quick: bool = False) -> dict[str, Any]:
         return {"table": {"rows": [], "unavailable": [f"the survey failed: "
                                                       f"{type(err).__name__}: {err}"]},
                 "judged": {}, "figures": [], "markdown": ""}
-    return {**out, "judged": {k: v for k, v in out["judged"].items() if v is not None}}
+    return {**out, "judged": {k: v for k, v in out["judged"].items() if v is not None},
+            "figures": [Figure(f"{claim}_{f.name}", f.png, f.caption) for f in out["figures"]]}
