@@ -10,7 +10,7 @@ from torch import nn
 
 from dropkit.lab import batchnorm as BN
 from dropkit.lab.base import LabConfig
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -33,12 +33,19 @@ def test_verdict_is_recomputed_from_the_effects(result):
     effects, parts = result.numbers["effects"], result.numbers["part_verdicts"]
     assert parts["shift"] == rejudge(effects["log_shift_over_baseline"], BN.MIN_LOG_SHIFT)
     assert parts["harm"] == rejudge(effects["recalibration_gain"], BN.MIN_RECAL_GAIN)
-    if parts["shift"] == "not supported":
-        assert result.verdict == "not supported"
-    elif parts["shift"] == parts["harm"] == "supported":
-        assert result.verdict == "supported"
-    else:
-        assert result.verdict == "partly supported"
+    ids = ["bn.shift", "bn.harm", "bn.recipe"]
+    survey = result.numbers["config_survey"]
+    cnns = [r for r in survey["rows"] if r["group"] == "cnn" and r["batchnorm"] is not None]
+    if len(cnns) >= 3:  # timm/torchvision readable: [bn.practice] is judged
+        ids.append("bn.practice")
+        share = sum(r["batchnorm"] and r["rates"]["dropout"] == 0 for r in cnns) / len(cnns)
+        st = result.statements[-1]
+        assert st.numbers["share"] == pytest.approx(share) and st.kind == "descriptive"
+    check_statements(result, ids)
+    st = {s.id: s for s in result.statements}
+    assert st["bn.shift"].numbers["per_seed"] == pytest.approx(effects["log_shift_over_baseline"])
+    assert st["bn.harm"].numbers["BatchNorm"]["per_seed"] == pytest.approx(
+        effects["recalibration_gain"])
 
 
 def test_shift_effect_matches_the_rows(result):
@@ -131,3 +138,88 @@ def test_dropout_between_batchnorm_and_relu_is_dropout_after_relu():
     torch.manual_seed(3)
     b = swapped(x)
     torch.testing.assert_close(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# [bn.recipe] and [bn.harm]: the nets without BatchNorm
+# ---------------------------------------------------------------------------------------------
+
+
+def test_recipe_nets_by_hand():
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(0))
+    nets = {}
+    for net in BN.RECIPE_NETS:
+        torch.manual_seed(1)
+        nets[net] = BN.build_recipe(net, 5, 8, 3, 0.5, blocks=2).eval()
+    with torch.no_grad():
+        # eval mode: dropout is the identity, so a net with dropout is its twin without
+        assert torch.equal(nets["plain|act-drop-linear"](x), nets["plain|none"](x))
+        assert torch.equal(nets["ln|act-drop-linear-ln"](x), nets["ln|none"](x))
+        # the plain net by hand: two Linear-ReLU blocks and a head
+        m = nets["plain|none"]
+        lin = [mod for mod in m if isinstance(mod, nn.Linear)]
+        h = torch.relu(lin[1](torch.relu(lin[0](x))))
+        torch.testing.assert_close(m(x), lin[2](h))
+        # the LayerNorm net normalises every block's pre-activation per example
+        m = nets["ln|none"]
+        lin = [mod for mod in m if isinstance(mod, nn.Linear)]
+        z = lin[0](x)
+        z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True)
+                                                        + 1e-5)
+        h = torch.relu(z)
+        z = lin[1](h)
+        z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True)
+                                                        + 1e-5)
+        torch.testing.assert_close(m(x), lin[2](torch.relu(z)), rtol=1e-5, atol=1e-5)
+    # dropout sits after each ReLU, feeding the next Linear (or the head)
+    layers = list(nets["plain|act-drop-linear"])
+    drops = [i for i, mod in enumerate(layers) if isinstance(mod, nn.Dropout)]
+    assert all(isinstance(layers[i - 1], nn.ReLU) and isinstance(layers[i + 1], nn.Linear)
+               for i in drops) and len(drops) == 2
+    with pytest.raises(ValueError, match="net must be one of"):
+        BN.build_recipe("bn|x", 5, 8, 3, 0.5, blocks=2)
+
+
+def test_recipe_costs_from_made_up_rows():
+    sizes = BN.BatchNormSizes(blocks=2, widths=(8, 16), ps=(0.5,), epochs=1, batch_size=8)
+
+    def rows(base):  # BatchNorm rows: error = base + offset per placement (width-independent)
+        off = {"none": 0.0, "act-drop-linear-bn": 0.06, "after-last-bn": 0.01,
+               "linear-drop-bn": 0.08, "input-drop-linear-bn": 0.02}
+        return {"rows": [{"placement": pl, "width": w, "p": 0.0 if pl == "none" else 0.5,
+                          "error": base + o, "shift": [1.0, 2.0]}
+                         for pl, o in off.items() for w in sizes.widths]}
+
+    def recipe(base):
+        off = {"plain|none": 0.02, "plain|act-drop-linear": 0.01, "ln|none": 0.03,
+               "ln|act-drop-linear-ln": 0.035}
+        return [{"net": n, "width": w, "p": 0.5, "error": base + o}
+                for n, o in off.items() for w in sizes.widths]
+
+    per_seed, rec = [rows(0.1), rows(0.2)], [recipe(0.1), recipe(0.2)]
+    costs = BN.recipe_costs(per_seed, rec, sizes, 0.5)
+    expect = {"recipe_minus_after_last_bn": 0.05, "recipe_minus_none_without_bn": -0.01,
+              "linear_drop_bn_minus_recipe": 0.02, "ln_dropout_minus_none": 0.005,
+              "recipe_minus_none_with_bn": 0.06}
+    for key, value in expect.items():
+        assert costs[key] == pytest.approx([value, value]), key
+    summ = BN.recipe_summary(per_seed, rec, sizes, 0.5)
+    assert summ["act-drop-linear-bn|width=8"]["cost_vs_no_dropout"]["mean"] == pytest.approx(0.06)
+    assert summ["ln|act-drop-linear-ln|width=16"]["error"]["mean"] == pytest.approx(0.185)
+    assert summ["after-last-bn|width=8"]["largest_shift"] == 2.0
+
+
+def test_recipe_runs_in_the_quick_result(result):
+    rec = result.numbers["recipe"]
+    assert len(rec["per_seed"]) == len(CFG.seeds)
+    for seed_rows in rec["per_seed"]:
+        assert {r["net"] for r in seed_rows} == set(BN.RECIPE_NETS)
+        assert all(0.0 <= r["error"] <= 1.0 for r in seed_rows)
+    st = {s.id: s for s in result.statements}
+    costs = BN.recipe_costs(result.numbers["per_seed"], rec["per_seed"], BN.QUICK,
+                            rec["reference_p"])
+    assert st["bn.recipe"].numbers["with BatchNorm following"]["per_seed"] == pytest.approx(
+        [BN.MAX_RECIPE_COST - c for c in costs["recipe_minus_after_last_bn"]])
+    assert st["bn.harm"].numbers["LayerNorm"]["per_seed"] == pytest.approx(
+        [BN.MAX_RECIPE_COST - c for c in costs["ln_dropout_minus_none"]])
+    assert any(f.name == "batchnorm_recipe" for f in result.figures)

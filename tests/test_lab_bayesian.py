@@ -10,8 +10,8 @@ from sklearn.metrics import roc_auc_score
 
 from dropkit.lab import bayesian as B
 from dropkit.lab.base import VERDICTS, LabConfig
-from tests.lab_claim_checks import check_claim, rejudge
-from tests.mc_models import assert_same_state, snapshot
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
+from tests.zoo.small import assert_same_state, snapshot
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -35,7 +35,15 @@ def test_verdict_is_recomputed_from_the_effects(result):
     assert parts["detection"] == rejudge(effects["auroc_gain"], B.MIN_AUROC_GAIN)
     assert parts["calibration"] == rejudge(effects["nll_gain"], B.MIN_NLL_GAIN)
     assert parts["regression"] == rejudge(effects["coverage_gain_outside"], B.MIN_COVERAGE_GAIN)
-    assert result.verdict == B._overall(parts)
+    check_statements(result, ["bayes.mc", "bayes.cheap"])
+    mc = result.statements[0].numbers
+    assert [mc[k]["verdict"] for k in ("OOD detection", "calibration",
+                                       "coverage away from data")] == list(parts.values())
+    gold = result.numbers["gold"]["per_seed"]
+    corr = [r["methods"]["mc_dropout"]["log_std_corr_with_hmc"] for r in gold]
+    assert mc["shape of HMC's uncertainty"]["per_seed"] == pytest.approx(corr)
+    cheap = result.statements[1]
+    assert cheap.verdict == B.bayes_gold.judge(gold)[1]["verdict"]
 
 
 def test_effects_match_the_per_seed_numbers(result):

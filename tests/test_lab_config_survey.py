@@ -178,3 +178,17 @@ def test_size_estimate_when_the_model_cannot_be_built(survey, monkeypatch):
                                timm_cnns=(), torchvision_cnns=()))
     (row,) = out["rows"]
     assert row["params"] == est and row["params_source"].startswith("estimate")
+
+
+def test_survey_statements_from_made_up_tables():
+    from dropkit.lab.survey_claims import _statement
+
+    rows = [_cnn("a", True, 0.0), _cnn("b", True, 0.0), _cnn("c", True, 0.0),
+            _cnn("d", True, 0.2), _lm("big1", 7e9, 0.0), _lm("big2", 2e9, 0.1)]
+    bn, scale = (_statement(r) for r in C.judge([{"rows": rows}]))
+    assert (bn.id, bn.group, bn.verdict, bn.kind) == ("bn.practice", "batchnorm", "supported",
+                                                      "descriptive")
+    assert [c.measured for c in bn.conditions] == ["3/4 = 0.75", "0.75"]
+    assert [c.holds for c in bn.conditions] == [True, True]
+    assert scale is None  # two large LMs: too few to judge, so the statement is left out
+    assert "otherwise not supported" in bn.criterion

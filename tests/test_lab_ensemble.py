@@ -12,7 +12,7 @@ import torch
 from dropkit.errors import DropkitValueError
 from dropkit.lab import ensemble as E
 from dropkit.lab.base import LabConfig
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -142,7 +142,11 @@ def test_quick_run_verdict_follows_the_stated_rule(result) -> None:
     part = rejudge(approx, 0.0)
     expected = ("supported" if exact and part == "supported" else
                 "partly supported" if exact else "not supported")
-    assert result.verdict == expected
+    check_statements(result, ["ens.subnets", "ens.scaling"])
+    st = {s.id: s for s in result.statements}
+    assert st["ens.scaling"].verdict == expected  # the first edition's rule, now one statement
+    subnets = [a[0] - a[i] for a in n["deep"]["nll_mc"]]  # one mask minus S masks
+    assert st["ens.subnets"].numbers["per_seed"] == pytest.approx(subnets)
     gains = [ws - mc[i] for ws, mc in zip(n["deep"]["nll_ws"], n["deep"]["nll_mc"], strict=True)]
     assert n["mc_beats_ws_nll"]["verdict"] == rejudge(gains, E.NLL_MARGIN)
 

@@ -10,8 +10,8 @@ from dropkit.lab import inverted as I
 from dropkit.lab.base import LabConfig
 from dropkit.lab.train import seeded
 from dropkit.mc.mcdropout import MCDropout
-from tests.lab_claim_checks import check_claim, rejudge
-from tests.mc_models import assert_same_state, snapshot
+from tests.lab_claim_checks import check_claim, check_statements, rejudge, verdict_by_hand
+from tests.zoo.small import assert_same_state, snapshot
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -52,8 +52,19 @@ def test_conversion_is_exact_in_the_run(result):
 
 def test_verdict_is_recomputed_from_the_effects(result):
     damage = rejudge(result.numbers["effects"]["nll_damage_at_ref_p"], I.MIN_NLL_DAMAGE)
-    expected = "supported" if damage == "supported" else "partly supported"
-    assert result.verdict == expected  # the identity holds (previous test)
+    error = rejudge(result.numbers["effects"]["error_damage_at_ref_p"], 0.01)
+    check_statements(result, ["inv.same", "inv.torch", "inv.needed"])
+    st = {s.id: s for s in result.statements}
+    assert st["inv.needed"].numbers["nll_damage"]["per_seed"] == pytest.approx(
+        result.numbers["effects"]["nll_damage_at_ref_p"])
+    assert st["inv.needed"].verdict == verdict_by_hand([damage, error])
+    # [inv.same]: the identity holds (previous test); part (b) from the naive nets' errors
+    ref = result.numbers["reference_p"]
+    naive = [I.NAIVE_TOLERANCE - abs(r["inverted_naive"]["error"] - r["classic"]["error"])
+             for s in result.numbers["per_seed"] for r in s["by_p"] if r["p"] == ref]
+    assert st["inv.same"].numbers["naive_training"]["per_seed"] == pytest.approx(naive)
+    assert st["inv.same"].verdict == ("supported" if rejudge(naive, 0.0) == "supported"
+                                      else "partly supported")
     ref = result.numbers["reference_p"]
     for seed_rows, d in zip(result.numbers["per_seed"],
                             result.numbers["effects"]["nll_damage_at_ref_p"], strict=True):
@@ -114,3 +125,34 @@ def test_adam_train_is_reproducible_and_leaves_the_global_rng():
     for qa, qb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(qa, qb)
     assert not a.training
+
+
+def test_torch_dropout_check_by_hand():
+    out = I.torch_dropout_check((0.2, 0.5), n=20_000, seed=3)
+    # the same draws by hand: torch's global stream seeded the same way
+    torch.manual_seed(3)
+    x = torch.rand(20_000, dtype=torch.float64) + 0.5
+    for p in (0.2, 0.5):
+        y = torch.nn.functional.dropout(x, p, training=True)
+        zeroed = float((y == 0).double().mean())
+        r = out[f"p={p:g}"]
+        assert r["zeroed_fraction"] == pytest.approx(zeroed, abs=1e-12)
+        assert r["zeroed_z"] == pytest.approx((zeroed - p) / (p * (1 - p) / 20_000) ** 0.5)
+        assert abs(r["zeroed_z"]) < 4 and r["eval_is_identity"] is True
+        assert r["kept_max_rel_diff_from_x_over_1_minus_p"] <= 1e-15
+
+
+def test_torch_statement_fails_when_a_condition_fails(result):
+    check = {"p=0.5": {"kept_max_rel_diff_from_x_over_1_minus_p": 0.0, "zeroed_fraction": 0.5,
+                       "zeroed_z": 9.0, "eval_is_identity": True}}
+    st = I.statements(result.numbers["per_seed"], result.numbers["reference_p"], 0.0,
+                      result.numbers["effects"]["nll_damage_at_ref_p"],
+                      result.numbers["effects"]["error_damage_at_ref_p"], check)
+    torch_st = next(s for s in st if s.id == "inv.torch")
+    assert [c.holds for c in torch_st.conditions] == [True, False, True]
+    assert torch_st.verdict == "partly supported"
+    same = next(s for s in st if s.id == "inv.same")
+    bad = I.statements(result.numbers["per_seed"], result.numbers["reference_p"], 1.0,
+                       result.numbers["effects"]["nll_damage_at_ref_p"],
+                       result.numbers["effects"]["error_damage_at_ref_p"], check)
+    assert same.conditions[0].holds and bad[0].verdict == "not supported"

@@ -12,7 +12,7 @@ from dropkit.errors import DropkitValueError
 from dropkit.lab import regularization as R
 from dropkit.lab.base import LabConfig
 from dropkit.lab.train import mlp
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -111,8 +111,18 @@ def test_quick_run_numbers_and_verdict_are_consistent(result) -> None:
     parts = (rejudge(n["effects"]["regularization_pp"], R.MIN_REG_PP),
              rejudge(n["effects"]["co_adaptation_pp"], R.MIN_COADAPT_PP))
     assert tuple(n["part_verdicts"].values()) == parts
-    assert result.verdict == R.verdict(n["effects"]["regularization_pp"],
-                                       n["effects"]["co_adaptation_pp"])[0]
+    # one size in the quick run: [reg.when] needs two and is left out
+    check_statements(result, ["reg.coadapt", "reg.l2"])
+    st = {s.id: s for s in result.statements}
+    assert st["reg.coadapt"].numbers["per_seed"] == pytest.approx(
+        n["effects"]["co_adaptation_pp"])
+    assert st["reg.l2"].numbers["test error"]["per_seed"] == pytest.approx(
+        n["effects"]["regularization_pp"])
+    gap = [row[i0] - row[ip] for row in per["gap_pct"]]
+    assert st["reg.l2"].numbers["train/test gap"]["per_seed"] == pytest.approx(gap)
+    l2 = [a - row[ip] + R.L2_TOLERANCE_PP for a, row in zip(
+        per["l2_test_err_pct"][0], per["test_err_pct"], strict=True)]  # one L2 strength
+    assert st["reg.l2"].numbers["like L2"]["per_seed"] == pytest.approx(l2)
 
 
 def test_empty_seeds_rejected() -> None:

@@ -11,7 +11,7 @@ import torch
 from dropkit.errors import DropkitValueError
 from dropkit.lab import scale as SC
 from dropkit.lab.base import LabConfig
-from tests.lab_claim_checks import check_claim, rejudge
+from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
 
@@ -91,6 +91,23 @@ def test_quick_run_numbers_and_verdict_are_consistent(result) -> None:
         assert parts["helps_at_largest_n"] == rejudge([row[-1] for row in eff], SC.MIN_EFFECT)
     assert all(v >= -1e-6 for rows in n["excess_risk_per_seed"].values() for r in rows
                for v in r)  # a KL divergence
+    check_statements(result, ["scale.nodrop", "scale.slow", "scale.counter"])
+    st = {s.id: s for s in result.statements}
+    e = n["effect_per_seed"]
+    small = [sum(e[k][i][0] for k in e) / len(e) for i in range(len(base))]
+    assert st["scale.nodrop"].numbers["dropout helps where the model overfits"][
+        "per_seed"] == pytest.approx(small)
+    harm = [-sum(e[k][i][-1] for k in e) / len(e) for i in range(len(base))]
+    assert st["scale.counter"].numbers["standard dropout hurts at the largest n"][
+        "per_seed"] == pytest.approx(harm)
+    early = n["early_dropout"]["per_seed"]
+    # the no-dropout student of the one-pass experiment is the first edition's student at the
+    # largest n (same init, same one-pass batches): the same final excess risk
+    assert [r["none"]["final"] for r in early] == pytest.approx(
+        [row[-1] for row in base], rel=1e-5)
+    gain = [r["none"]["final"] - r["early"]["final"] for r in early]
+    assert st["scale.counter"].numbers["early dropout does not help either"][
+        "per_seed"] == pytest.approx([SC.MIN_EFFECT - g for g in gain])
 
 
 def test_empty_seeds_rejected() -> None:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from dropkit.errors import DropkitValueError
 from dropkit.lab import transformer as T
 from dropkit.lab.base import VERDICTS, LabConfig, judge
+from tests.lab_claim_checks import check_statements
 
 
 def reference_forward(w: dict[str, torch.Tensor], idx: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -185,7 +186,12 @@ def test_quick_run_result_is_consistent(quick_result) -> None:
     subs = {k: judge(e["effects"], min_effect=T.quick_config().min_effect, what="").verdict
             for k, e in small["effects"].items()}
     assert r.numbers["sub_verdicts"] == subs
-    assert r.verdict == T._combine(list(subs.values()))
+    check_statements(r, ["tf.sites", "tf.residual", "tf.layernorm", "tf.embeddings"])
+    by_effect = {key: sid for sid, key, _ in T.STATEMENTS}
+    for key, verdict in subs.items():
+        s = next(s for s in r.statements if s.id == by_effect[key])
+        assert s.verdict == verdict
+        assert s.numbers["per_seed"] == pytest.approx(small["effects"][key]["effects"])
     for regime in T.REGIMES:
         for stats in r.numbers["regimes"][regime]["configs"].values():
             assert all(math.isfinite(v) and 0 < v < math.log(T.VOCAB) + 1 for v in

@@ -39,7 +39,19 @@ from tqdm.auto import tqdm
 from dropkit import metrics
 from dropkit.datasets.digits import load_digits
 from dropkit.diagnose import recalibrate_bn, variance_shift
+from dropkit.lab import config_survey
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.statements import (
+    ALL_OF_RULE,
+    Condition,
+    Statement,
+    all_of,
+    disagreement,
+    effect_conditions,
+    effect_statement,
+    group_summary,
+)
+from dropkit.lab.survey_claims import survey_claims
 from dropkit.lab.train import TrainConfig, seeded, train
 
 ID = "batchnorm"
@@ -96,6 +108,47 @@ def build(placement: str, d_in: int, width: int, d_out: int, p: float, blocks: i
         layers.append(nn.Dropout(p))
     layers.append(nn.Linear(width, d_out))
     return nn.Sequential(*layers)
+
+
+#: [bn.recipe] and [bn.harm]: the same blocks without BatchNorm (``plain``: Linear-ReLU) or with
+#: LayerNorm in its place (``ln``: Linear-LayerNorm-ReLU), with dropout after each ReLU (so it
+#: feeds the next Linear: the recipe) or none.
+RECIPE_NETS = {
+    "plain|none": "Linear-ReLU blocks, no normalization, no dropout",
+    "plain|act-drop-linear": "Linear-ReLU blocks, dropout after each ReLU (no BatchNorm follows)",
+    "ln|none": "Linear-LayerNorm-ReLU blocks, no dropout",
+    "ln|act-drop-linear-ln": "Linear-LayerNorm-ReLU blocks, dropout after each ReLU",
+}
+MAX_RECIPE_COST = 0.005  # [bn.recipe]/[bn.harm]: "costs nothing" = at most 0.5 pp more error
+
+
+def build_recipe(net: str, d_in: int, width: int, d_out: int, p: float, blocks: int
+                 ) -> nn.Sequential:
+    """``blocks`` x (Linear-[LayerNorm]-ReLU[-Dropout]) then a linear head (`RECIPE_NETS`)."""
+    if net not in RECIPE_NETS:
+        raise ValueError(f"net must be one of {list(RECIPE_NETS)}, got {net!r}")
+    norm, placement = net.split("|")
+    layers: list[nn.Module] = []
+    for i in range(blocks):
+        layers.append(nn.Linear(d_in if i == 0 else width, width))
+        if norm == "ln":
+            layers.append(nn.LayerNorm(width))
+        layers.append(nn.ReLU())
+        if placement != "none":
+            layers.append(nn.Dropout(p))
+    layers.append(nn.Linear(width, d_out))
+    return nn.Sequential(*layers)
+
+
+def _recipe_one(d: Any, net: str, width: int, p: float, sizes: BatchNormSizes, seed: int
+                ) -> dict[str, Any]:
+    """One recipe net trained exactly like `_one`'s (same init seed, batches and epochs)."""
+    with seeded(seed):
+        model = build_recipe(net, d.flat_train.shape[1], width, 10, p, sizes.blocks)
+    train(model, d.flat_train, d.y_train,
+          TrainConfig(epochs=sizes.epochs, batch_size=sizes.batch_size, seed=seed))
+    return {"net": net, "width": width, "p": p if not net.endswith("none") else 0.0,
+            "error": _error(model, d.flat_test, d.y_test)}
 
 
 def _error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -213,6 +266,154 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BatchNormSizes, ref_p: float
     return figs
 
 
+def _recipe_err(recipe_seed: list[dict[str, Any]], net: str, width: int) -> float:
+    return next(r["error"] for r in recipe_seed if r["net"] == net and r["width"] == width)
+
+
+def recipe_costs(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
+                 sizes: BatchNormSizes, p: float) -> dict[str, list[float]]:
+    """Per seed (mean over widths), the test-error differences the recipe statements use."""
+    def per(fn: Any) -> list[float]:
+        return [float(np.mean([fn(s["rows"], r, w) for w in sizes.widths]))
+                for s, r in zip(per_seed, recipe, strict=True)]
+
+    return {
+        # with BatchNorm following: recipe minus dropout after the last BatchNorm
+        "recipe_minus_after_last_bn": per(lambda rows, r, w: _find(
+            rows, "act-drop-linear-bn", w, p)["error"] - _find(rows, "after-last-bn", w,
+                                                               p)["error"]),
+        # no BatchNorm at all: recipe minus no dropout
+        "recipe_minus_none_without_bn": per(lambda rows, r, w: _recipe_err(
+            r, "plain|act-drop-linear", w) - _recipe_err(r, "plain|none", w)),
+        # between Linear and BatchNorm minus the recipe
+        "linear_drop_bn_minus_recipe": per(lambda rows, r, w: _find(
+            rows, "linear-drop-bn", w, p)["error"] - _find(rows, "act-drop-linear-bn", w,
+                                                           p)["error"]),
+        # LayerNorm: dropout minus none
+        "ln_dropout_minus_none": per(lambda rows, r, w: _recipe_err(
+            r, "ln|act-drop-linear-ln", w) - _recipe_err(r, "ln|none", w)),
+        # BatchNorm: the recipe minus no dropout (the accuracy cost of the recipe)
+        "recipe_minus_none_with_bn": per(lambda rows, r, w: _find(
+            rows, "act-drop-linear-bn", w, p)["error"] - _find(rows, "none", w, 0.0)["error"]),
+    }
+
+
+def recipe_summary(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
+                   sizes: BatchNormSizes, p: float) -> dict[str, Any]:
+    """Each net's test error and its cost against the no-dropout net of the same kind (mean
+    and se over seeds, per width), with the largest variance shift where BatchNorm is there."""
+    def err(s: dict[str, Any], r: list[dict[str, Any]], name: str, w: int) -> float:
+        if "|" in name:
+            return _recipe_err(r, name, w)
+        return _find(s["rows"], name, w, 0.0 if name == "none" else p)["error"]
+
+    pairs = (("act-drop-linear-bn", "none"), ("after-last-bn", "none"),
+             ("linear-drop-bn", "none"), ("plain|act-drop-linear", "plain|none"),
+             ("ln|act-drop-linear-ln", "ln|none"))
+    out: dict[str, Any] = {}
+    for w in sizes.widths:
+        for name, none in pairs:
+            seeds = list(zip(per_seed, recipe, strict=True))
+            errors = [err(s, r, name, w) for s, r in seeds]
+            base = [err(s, r, none, w) for s, r in seeds]
+            m, se = mean_se(errors)
+            cm, cse = mean_se([a - b for a, b in zip(errors, base, strict=True)])
+            entry: dict[str, Any] = {"error": {"mean": m, "se": se},
+                                     "cost_vs_no_dropout": {"mean": cm, "se": cse},
+                                     "no_dropout_net": none}
+            if "|" not in name:
+                entry["largest_shift"] = mean_se([max(_find(s["rows"], name, w, p)["shift"],
+                                                      key=lambda v: abs(math.log(v)))
+                                                  for s in per_seed])[0]
+            out[f"{name}|width={w}"] = entry
+    return out
+
+
+def statements(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
+               sizes: BatchNormSizes, p: float, shift_effect: list[float],
+               recal_gain: list[float], survey: dict[str, Any]) -> list[Statement]:
+    """[bn.shift], [bn.harm], [bn.recipe] and [bn.practice], each from its own rule."""
+    costs = recipe_costs(per_seed, recipe, sizes, p)
+    out = [effect_statement(
+        "bn.shift", ID, "The train/test variance shift of BatchNorm is amplified by dropout.",
+        shift_effect, min_effect=MIN_LOG_SHIFT,
+        what=f"mean |log(running var / test var)| over BatchNorm layers with dropout before "
+             f"BatchNorm (3 placements, all widths, p={p}) minus the same for the no-dropout net")]
+
+    def parts_statement(id_: str, text: str, parts: list[tuple[str, list[float], float, str]],
+                        rule: str) -> Statement:
+        judged = [(name, *effect_conditions(e, t, u)) for name, e, t, u in parts]
+        return Statement(
+            id=id_, group=ID, text=text, verdict=all_of([(n, v) for n, v, _, _ in judged]),
+            criterion=rule + " Statement: " + ALL_OF_RULE,
+            conditions=[Condition(f"({n}) {c.rule}", c.measured, c.holds)
+                        for n, _, cs, _ in judged for c in cs],
+            numbers={n: {"verdict": v, **nums} for n, v, _, nums in judged})
+
+    cost = MAX_RECIPE_COST
+    out.append(parts_statement(
+        "bn.harm", "BatchNorm together with dropout often hurts, while LayerNorm with dropout "
+        "is fine.",
+        [("BatchNorm", recal_gain, MIN_RECAL_GAIN, ""),
+         ("LayerNorm", [cost - c for c in costs["ln_dropout_minus_none"]], 0.0, "")],
+        f"two parts, each by the shared effect rule (supported if m - 2 se > the threshold; "
+        f"partly supported if m > 0 and m + 2 se > it), test error as a fraction at p={p}: "
+        f"(BatchNorm) the error that re-estimating BatchNorm with dropout off removes (3 "
+        f"before-BatchNorm placements), threshold {MIN_RECAL_GAIN:g}; (LayerNorm) {cost:g} - "
+        f"(error of the LayerNorm net with dropout after each ReLU - error without dropout), "
+        f"threshold 0 (dropout with LayerNorm costs at most {cost * 100:g} pp)."))
+    out.append(parts_statement(
+        "bn.recipe", "Put dropout after the activation, before the next linear layer, not "
+        "between BatchNorm and the linear/conv layer.",
+        [("with BatchNorm following", [cost - c for c in costs["recipe_minus_after_last_bn"]],
+          0.0, ""),
+         ("without BatchNorm", [cost - c for c in costs["recipe_minus_none_without_bn"]], 0.0,
+          ""),
+         ("vs between Linear and BatchNorm", costs["linear_drop_bn_minus_recipe"], 0.0, "")],
+        f"three parts, each by the shared effect rule, test error as a fraction at p={p}, mean "
+        f"over widths: (with BatchNorm following) {cost:g} - (error of dropout after each ReLU "
+        f"feeding Linear -> BatchNorm - error of dropout only after the last BatchNorm), "
+        f"threshold 0: the recipe costs at most {cost * 100:g} pp against the safe placement; "
+        f"(without BatchNorm) {cost:g} - (error of Linear-ReLU-Dropout blocks - error of the "
+        f"same net without dropout), threshold 0; (vs between Linear and BatchNorm) error of "
+        f"dropout between each Linear and its BatchNorm - error of the recipe, threshold 0."))
+    if "bn.practice" in survey["judged"]:
+        out.append(survey["judged"]["bn.practice"])
+    return out
+
+
+def _recipe_figure(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
+                   sizes: BatchNormSizes, p: float) -> list[Figure]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = recipe_summary(per_seed, recipe, sizes, p)
+    names = ("act-drop-linear-bn", "after-last-bn", "linear-drop-bn", "plain|act-drop-linear",
+             "ln|act-drop-linear-ln")
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    step = 0.8 / len(sizes.widths)
+    for k, w in enumerate(sizes.widths):
+        means = [summ[f"{n}|width={w}"]["cost_vs_no_dropout"]["mean"] * 100 for n in names]
+        errs = [2 * summ[f"{n}|width={w}"]["cost_vs_no_dropout"]["se"] * 100 for n in names]
+        ax.barh([i + (k - (len(sizes.widths) - 1) / 2) * step for i in range(len(names))],
+                means, step, xerr=errs, capsize=3, label=f"width {w}")
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(names)), [
+        "BN: after each ReLU (recipe)", "BN: after the last BN only", "BN: between Linear and BN",
+        "no norm: after each ReLU (recipe)", "LayerNorm: after each ReLU"])
+    ax.invert_yaxis()
+    ax.set(xlabel="test error minus the same net without dropout (pp; > 0: dropout costs)",
+           title=f"Accuracy cost of each dropout placement, p={p}")
+    ax.legend(fontsize=8)
+    return [Figure("batchnorm_recipe", figure_png(fig),
+                   f"Test error of each placement minus the no-dropout net of the same kind "
+                   f"(BatchNorm, no normalization, LayerNorm), mean ± 2 se over "
+                   f"{len(per_seed)} seeds. The recipe's BatchNorm variance shift is in the "
+                   f"first figure; the nets without BatchNorm have no running variance.")]
+
+
 def run(cfg: LabConfig) -> ClaimResult:
     """Run claim 6 and judge it (rule in the returned criterion)."""
     start = time.perf_counter()
@@ -230,6 +431,20 @@ def run(cfg: LabConfig) -> ClaimResult:
             per_seed.append({"seed": seed, "rows": rows})
 
     ref_p = REFERENCE_P if REFERENCE_P in sizes.ps else sizes.ps[-1]
+    # [bn.recipe]/[bn.harm]: the nets without BatchNorm, after the first edition's runs (each
+    # net seeds its own init and batches, so the earlier numbers are unchanged)
+    recipe: list[list[dict[str, Any]]] = []
+    with tqdm(total=len(cfg.seeds) * len(sizes.widths) * len(RECIPE_NETS),
+              desc=f"{ID} recipe", disable=not cfg.progress, leave=False) as bar:
+        for seed in cfg.seeds:
+            d = load_digits(seed=seed)
+            rows = []
+            for w in sizes.widths:
+                for net in RECIPE_NETS:
+                    rows.append(_recipe_one(d, net, w, ref_p, sizes, seed))
+                    bar.update(1)
+            recipe.append(rows)
+    survey = survey_claims(cfg.quick, ID)
     shift_effect, recal_gain, last_vs_act = [], [], []
     for s in per_seed:
         shift_w, gain_w, last_w = [], [], []
@@ -260,11 +475,16 @@ def run(cfg: LabConfig) -> ClaimResult:
         verdict = "supported"
     else:
         verdict = "partly supported"
-    criterion = (f"Shift: {shift_j.criterion} -> {shift_j.verdict}. Harm: {harm_j.criterion} "
+    first_edition = (f"Shift: {shift_j.criterion} -> {shift_j.verdict}. Harm: {harm_j.criterion} "
                  f"-> {harm_j.verdict}. Overall: not supported if the shift is not supported; "
                  f"supported if shift and harm are both supported; partly supported otherwise. "
                  f"(Reported, not part of the verdict: placement, {place_j.criterion} -> "
                  f"{place_j.verdict}.)")
+    first_verdict = verdict
+    judged = statements(per_seed, recipe, sizes, ref_p, shift_effect, recal_gain, survey)
+    verdict, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
+    split = disagreement(judged)
 
     summary: dict[str, Any] = {}
     for pl in PLACEMENTS:
@@ -298,7 +518,7 @@ def run(cfg: LabConfig) -> ClaimResult:
            f"re-estimating BN lowers error by {harm_j.mean * 100:.2f} pp ("
            + ", ".join(f"{pl} {g * 100:.2f}" for pl, g in gain_by_placement.items())
            + f"); dropout after the last BN instead of after each ReLU lowers error by "
-           f"{place_j.mean * 100:.2f} pp")
+           f"{place_j.mean * 100:.2f} pp" + (f". {split}" if split else ""))
     setup = (f"Digits (sklearn 8x8, 70/30 split per seed): {sizes.blocks} x (Linear-"
              f"BatchNorm1d-ReLU) of width {list(sizes.widths)} + linear head; dropout (torch "
              f"nn.Dropout) at each placement with p in {list(sizes.ps)}; Adam lr 1e-3, batch "
@@ -319,10 +539,23 @@ def run(cfg: LabConfig) -> ClaimResult:
         "Dropout between BatchNorm and ReLU equals dropout after the ReLU (ReLU commutes with a "
         "non-negative mask), so it is not run separately.",
     ]
+    numbers["recipe"] = {"nets": RECIPE_NETS, "reference_p": ref_p,
+                         "summary": recipe_summary(per_seed, recipe, sizes, ref_p),
+                         "per_seed": recipe}
+    numbers["config_survey"] = survey["table"]
+    caveats.append("[bn.recipe]/[bn.harm]: the nets without BatchNorm have no running "
+                   "statistics, so no stored variance can shift; only their error is compared.")
+    if not any(s.id == "bn.practice" for s in judged):
+        caveats.append("[bn.practice] is not judged in this run: fewer than "
+                       f"{config_survey.MIN_MODELS} CNN builders could be read "
+                       f"({'; '.join(survey['table']['unavailable'])}).")
     return ClaimResult(
         id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=verdict, criterion=criterion,
-        key_number=key, numbers=numbers, figures=_figures(per_seed, sizes, ref_p),
-        caveats=caveats,
+        key_number=key, numbers=numbers,
+        figures=_figures(per_seed, sizes, ref_p) + _recipe_figure(per_seed, recipe, sizes, ref_p)
+        + survey["figures"],
+        caveats=caveats, statements=judged,
         config={"sizes": asdict(sizes), "quick": cfg.quick, "min_log_shift": MIN_LOG_SHIFT,
-                "min_recalibration_gain": MIN_RECAL_GAIN},
+                "min_recalibration_gain": MIN_RECAL_GAIN, "recipe_nets": list(RECIPE_NETS),
+                "max_recipe_cost": MAX_RECIPE_COST},
         seeds=list(cfg.seeds), seconds=time.perf_counter() - start)

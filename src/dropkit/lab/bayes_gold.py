@@ -37,7 +37,7 @@ from dropkit.lab.base import judge as judge_effects
 from dropkit.lab.base import mean_se
 from dropkit.lab.posteriors import gaussian_linear_posterior, nuts_samples
 from dropkit.lab.train import seeded
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.mcdropout import MCDropout
 
 METHODS = ("mc_dropout", "ensemble", "laplace", "scaled_map")
 SPREAD_METHODS = ("mc_dropout", "ensemble", "laplace")  # those with an epistemic spread

@@ -38,6 +38,14 @@ from dropkit.lab.base import (
     judge,
     mean_se,
 )
+from dropkit.lab.statements import (
+    Condition,
+    Statement,
+    disagreement,
+    effect_conditions,
+    effect_statement,
+    group_summary,
+)
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "ensemble"
@@ -241,6 +249,45 @@ def deep_net(seed: int, s: Settings) -> dict[str, float | list[float]]:
 # ---------------------------------------------------------------------------------------------
 
 
+MIN_ENSEMBLE_NLL_GAIN = 0.02  # [ens.subnets]: nats per test digit from averaging subnetworks
+
+
+def statements(max_gap: float, approx_effects: list[float], deep: list[dict],
+               s_grid: tuple[int, ...]) -> list[Statement]:
+    """[ens.subnets] and [ens.scaling], each from its own rule (issue 14)."""
+    i_big = len(s_grid) - 1
+    out: list[Statement] = []
+    if s_grid[0] == 1:
+        gain = [r["nll_mc"][0] - r["nll_mc"][i_big] for r in deep]
+        err_gain = [r["err_mc_pct"][0] - r["err_mc_pct"][i_big] for r in deep]
+        out.append(effect_statement(
+            "ens.subnets", ID, "Training with dropout approximates training an exponentially "
+            "large ensemble of weight-sharing subnetworks.", gain,
+            min_effect=MIN_ENSEMBLE_NLL_GAIN, unit="nats",
+            what=f"test NLL of one random subnetwork (one dropout mask, S=1) minus that of the "
+                 f"average of S={s_grid[-1]} subnetworks of the trained dropout net: averaging "
+                 f"its subnetworks gains what averaging an ensemble gains",
+            extra={"error_gain_pp_per_seed": err_gain}))
+    exact = max_gap <= EXACT_TOL
+    verdict_, conditions, numbers = effect_conditions(approx_effects, 0.0, "pp")
+    out.append(Statement(
+        id="ens.scaling", group=ID, text="Scaling the weights by the keep probability at test "
+        "time approximates averaging the subnetworks' predictions.",
+        verdict=("not supported" if not exact else verdict_ if verdict_ == "supported"
+                 else "partly supported"),
+        criterion=(f"two parts: (a) for a single softmax layer the normalised geometric mean of "
+                   f"all 2^d subnetworks equals weight scaling to {EXACT_TOL:g} (max abs "
+                   f"probability gap); (b) in the deeper net the effect {APPROX_PP:g} pp - "
+                   f"|test error(weight scaling) - test error(MC average, largest S)| per seed "
+                   f"passes the shared rule (m - 2 se > 0). Supported if (a) holds and (b) is "
+                   f"supported; partly supported if (a) holds and (b) is not supported; "
+                   f"otherwise (a fails) not supported"),
+        conditions=[Condition(f"(a) max gap <= {EXACT_TOL:g}", f"{max_gap:.3g}", exact),
+                    *[Condition(f"(b) {c.rule}", c.measured, c.holds) for c in conditions]],
+        numbers={"softmax_max_abs_ngm_minus_ws": max_gap, "deep_approximation": numbers}))
+    return out
+
+
 def verdict(max_gap: float, approx_effects: list[float]) -> tuple[str, str]:
     """The stated rule: exactness of the softmax identity, then the deep-net approximation."""
     approx = judge(approx_effects, min_effect=0.0,
@@ -339,7 +386,10 @@ def run(cfg: LabConfig) -> ClaimResult:
     max_gap = max(r["max_abs_ngm_minus_ws"] for rs in soft.values() for r in rs)
     i_big = len(s.s_grid) - 1
     approx = [APPROX_PP - abs(r["err_ws_pct"] - r["err_mc_pct"][i_big]) for r in deep]
-    v, criterion = verdict(max_gap, approx)
+    _, part_criterion = verdict(max_gap, approx)
+    judged = statements(max_gap, approx, deep, s.s_grid)
+    v, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule: {part_criterion}.)"
     mc_beats = judge([r["nll_ws"] - r["nll_mc"][i_big] for r in deep], min_effect=NLL_MARGIN,
                      what=f"NLL(weight scaling) - NLL(MC, S={s.s_grid[-1]}) in nats")
     err_gain = mean_se([r["err_ws_pct"] - r["err_mc_pct"][i_big] for r in deep])
@@ -382,8 +432,10 @@ def run(cfg: LabConfig) -> ClaimResult:
         f"NLL from probabilities is clamped at 1e-12; MC 'beats' weight scaling only if the NLL "
         f"gain exceeds {NLL_MARGIN} nats clear of seed noise.",
     ]
+    split = disagreement(judged)
     return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
-                       criterion=criterion, key_number=key, numbers=numbers,
-                       figures=figures(s, soft, deep), caveats=caveats,
-                       config={"quick": cfg.quick, **asdict(s)}, seeds=seeds,
-                       seconds=time.perf_counter() - start)
+                       criterion=criterion, key_number=key + (f". {split}" if split else ""),
+                       numbers=numbers, figures=figures(s, soft, deep), caveats=caveats,
+                       config={"quick": cfg.quick, **asdict(s),
+                               "min_ensemble_nll_gain": MIN_ENSEMBLE_NLL_GAIN}, seeds=seeds,
+                       seconds=time.perf_counter() - start, statements=judged)

@@ -21,6 +21,7 @@ Measured on digits with an MLP 64-H-H-10, dropout after each hidden ReLU, per se
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,8 +35,17 @@ from tqdm.auto import tqdm
 from dropkit import metrics
 from dropkit.datasets.digits import load_digits
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.statements import (
+    ALL_OF_RULE,
+    Condition,
+    Statement,
+    all_of,
+    disagreement,
+    effect_conditions,
+    group_summary,
+)
 from dropkit.lab.train import seeded
-from dropkit.mc.predictor import MCDropout
+from dropkit.mc.mcdropout import MCDropout
 from dropkit.nn import Dropout
 
 ID = "inverted"
@@ -241,6 +251,98 @@ def _figures(per_seed: list[dict[str, Any]], sizes: InvertedSizes) -> list[Figur
     return figs
 
 
+NAIVE_TOLERANCE = 0.01  # [inv.same]: trained the usual way, test error within 1 pp of classic
+TORCH_CHECK_N = 100_000  # [inv.torch]: inputs pushed through torch.nn.Dropout per rate
+
+
+def torch_dropout_check(ps: tuple[float, ...], n: int = TORCH_CHECK_N, seed: int = 0
+                        ) -> dict[str, Any]:
+    """What ``torch.nn.Dropout`` does, measured: on ``n`` positive inputs in training mode, the
+    largest relative difference of a kept value from ``x / (1 - p)``, the fraction zeroed (and
+    its distance from ``p`` in binomial standard deviations); in eval mode, whether the output
+    is the input bit for bit. Torch's global RNG is forked (the caller's stream is untouched)."""
+    out = {}
+    with seeded(seed):
+        x = torch.rand(n, dtype=torch.float64) + 0.5
+        for p in ps:
+            layer = nn.Dropout(p)
+            y = layer.train()(x)
+            kept = y != 0
+            rel = float(((y[kept] - x[kept] / (1 - p)).abs() / (x[kept] / (1 - p))).max())
+            zeroed = 1.0 - float(kept.double().mean())
+            out[f"p={p:g}"] = {
+                "kept_max_rel_diff_from_x_over_1_minus_p": rel,
+                "zeroed_fraction": zeroed,
+                "zeroed_z": (zeroed - p) / math.sqrt(p * (1 - p) / n),
+                "eval_is_identity": bool(torch.equal(layer.eval()(x), x)),
+            }
+    return out
+
+
+def statements(per_seed: list[dict[str, Any]], ref_p: float, worst_conversion: float,
+               nll_damage: list[float], error_damage: list[float], torch_check: dict[str, Any]
+               ) -> list[Statement]:
+    """[inv.same], [inv.torch] and [inv.needed], each from its own rule (issue 14)."""
+    identical = worst_conversion <= IDENTITY_TOL
+    at_ref = [next(r for r in s["by_p"] if r["p"] == ref_p) for s in per_seed]
+    naive = [NAIVE_TOLERANCE - abs(r["inverted_naive"]["error"] - r["classic"]["error"])
+             for r in at_ref]
+    v_naive, c_naive, n_naive = effect_conditions(naive, 0.0)
+    same = Statement(
+        id="inv.same", group=ID, text="Rescaling by 1/(1-p) at training time (inverted) is "
+        "equivalent to scaling by (1-p) at test time.",
+        verdict=("not supported" if not identical else "supported" if v_naive == "supported"
+                 else "partly supported"),
+        criterion=(f"two parts: (a) a classic net converted to the inverted convention (weights "
+                   f"after each dropout times 1-p) gives the same logits and MC samples, to a "
+                   f"relative max-abs difference <= {IDENTITY_TOL:g} for every seed and p; (b) "
+                   f"trained the usual way (inverted with one learning rate, same initial "
+                   f"function, batches and masks), its test error at p={ref_p} is within "
+                   f"{NAIVE_TOLERANCE * 100:g} pp of the classic net's: effect "
+                   f"{NAIVE_TOLERANCE:g} - |error difference| passes the shared rule (m - 2 se "
+                   f"> 0). Supported if (a) holds and (b) is supported; partly supported if (a) "
+                   f"holds and (b) is not supported; otherwise (a fails) not supported"),
+        conditions=[Condition(f"(a) worst relative difference <= {IDENTITY_TOL:g}",
+                              f"{worst_conversion:.3g}", identical),
+                    *[Condition(f"(b) {c.rule}", c.measured, c.holds) for c in c_naive]],
+        numbers={"worst_conversion_rel_diff": worst_conversion, "naive_training": n_naive})
+    rows = list(torch_check.values())
+    conds = [
+        Condition("every kept value equals x / (1 - p) to a relative 1e-12",
+                  f"largest {max(r['kept_max_rel_diff_from_x_over_1_minus_p'] for r in rows):.3g}",
+                  all(r["kept_max_rel_diff_from_x_over_1_minus_p"] <= 1e-12 for r in rows)),
+        Condition("the zeroed fraction is within 4 binomial sd of p",
+                  "z = " + ", ".join(f"{r['zeroed_z']:+.2f}" for r in rows),
+                  all(abs(r["zeroed_z"]) <= 4 for r in rows)),
+        Condition("in eval mode the output is the input, bit for bit",
+                  ", ".join(str(r["eval_is_identity"]) for r in rows),
+                  all(r["eval_is_identity"] for r in rows)),
+    ]
+    held = sum(c.holds for c in conds)
+    torch_s = Statement(
+        id="inv.torch", group=ID, text="Inverted dropout is what torch.nn.Dropout does.",
+        verdict="supported" if held == len(conds) else "not supported" if not held
+        else "partly supported",
+        criterion=(f"torch.nn.Dropout(p) applied to {TORCH_CHECK_N:,} inputs in [0.5, 1.5) "
+                   f"for each p: supported if all three conditions hold (kept values scaled by "
+                   f"1/(1-p), zeroed fraction p, identity in eval mode); partly supported if "
+                   f"some hold; otherwise not supported"),
+        conditions=conds, numbers=torch_check)
+    v_nll, c_nll, n_nll = effect_conditions(nll_damage, MIN_NLL_DAMAGE, "nats")
+    v_err, c_err, n_err = effect_conditions(error_damage, 0.01)
+    needed = Statement(
+        id="inv.needed", group=ID, text="Without the scaling, predictions are wrong.",
+        verdict=all_of([("nll", v_nll), ("error", v_err)]),
+        criterion=(f"two parts, each by the shared effect rule, for the classic-trained net at "
+                   f"p={ref_p} evaluated without its (1-p) factor minus with it: (1) test NLL, "
+                   f"threshold {MIN_NLL_DAMAGE:g} nats (the probabilities are wrong); (2) test "
+                   f"error, threshold 0.01 (the labels are wrong). Statement: " + ALL_OF_RULE),
+        conditions=[*[Condition(f"(1) {c.rule}", c.measured, c.holds) for c in c_nll],
+                    *[Condition(f"(2) {c.rule}", c.measured, c.holds) for c in c_err]],
+        numbers={"nll_damage": n_nll, "error_damage": n_err})
+    return [same, torch_s, needed]
+
+
 def run(cfg: LabConfig) -> ClaimResult:
     """Run claim 4 and judge it (rule in the returned criterion)."""
     start = time.perf_counter()
@@ -274,12 +376,19 @@ def run(cfg: LabConfig) -> ClaimResult:
         verdict = "supported"
     else:
         verdict = "partly supported"
-    criterion = (f"Identity: the converted classic net's logits and MC samples equal the "
+    first_edition = (f"Identity: the converted classic net's logits and MC samples equal the "
                  f"classic net's to a relative max-abs difference <= {IDENTITY_TOL:g} for every "
                  f"seed and p (measured worst {worst_conversion:.2e}: "
                  f"{'holds' if identical else 'fails'}). Damage: {damage.criterion} -> "
                  f"{damage.verdict}. Overall: not supported if the identity fails; supported if "
                  f"it holds and the damage is supported; partly supported otherwise.")
+    torch_check = torch_dropout_check(sizes.ps)
+    judged = statements(per_seed, ref_p, worst_conversion, nll_damage, error_damage,
+                        torch_check)
+    first_verdict = verdict
+    verdict, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
+    split = disagreement(judged)
 
     def agg(kind: str, key: str) -> list[dict[str, float]]:
         out = []
@@ -309,7 +418,8 @@ def run(cfg: LabConfig) -> ClaimResult:
         "summary": summary, "per_seed": per_seed,
     }
     key = (f"conversion worst rel. diff {worst_conversion:.1e}; without scaling at p={ref_p}: "
-           f"NLL +{damage.mean:.3f} nats, error {error_judgement.mean * 100:+.1f} pp")
+           f"NLL +{damage.mean:.3f} nats, error {error_judgement.mean * 100:+.1f} pp"
+           + (f". {split}" if split else ""))
     setup = (f"Digits (sklearn 8x8, 70/30 split per seed), MLP 64-{sizes.hidden}-{sizes.hidden}-"
              f"10 with dropkit.nn.Dropout after each hidden ReLU, p in {list(sizes.ps)}; float64; "
              f"Adam lr {sizes.lr}, batch {sizes.batch_size}, {sizes.epochs} "
@@ -330,5 +440,6 @@ def run(cfg: LabConfig) -> ClaimResult:
         id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=verdict, criterion=criterion,
         key_number=key, numbers=numbers, figures=_figures(per_seed, sizes), caveats=caveats,
         config={"sizes": asdict(sizes), "quick": cfg.quick, "identity_tol": IDENTITY_TOL,
-                "min_nll_damage": MIN_NLL_DAMAGE},
-        seeds=list(cfg.seeds), seconds=time.perf_counter() - start)
+                "min_nll_damage": MIN_NLL_DAMAGE, "naive_tolerance": NAIVE_TOLERANCE,
+                "torch_check_n": TORCH_CHECK_N},
+        seeds=list(cfg.seeds), seconds=time.perf_counter() - start, statements=judged)

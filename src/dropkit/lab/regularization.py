@@ -37,6 +37,16 @@ from dropkit.lab.base import (
     judge,
     mean_se,
 )
+from dropkit.lab.statements import (
+    ALL_OF_RULE,
+    Condition,
+    Statement,
+    all_of,
+    disagreement,
+    effect_conditions,
+    effect_statement,
+    group_summary,
+)
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "regularization"
@@ -47,6 +57,8 @@ CLAIM = ("Dropout is a regularizer: it lowers test error and the train/test gap,
 REF_P = 0.5  # the standard hidden-unit rate: the effect is measured here (fixed in advance)
 MIN_REG_PP = 0.5  # a meaningful test-error reduction, percentage points
 MIN_COADAPT_PP = 1.0  # a meaningful reduction in accuracy lost to unit removal, pp
+MIN_GAP_PP = 0.5  # [reg.l2]: a meaningful reduction of the train/test gap, pp
+L2_TOLERANCE_PP = 1.0  # [reg.l2]: "like L2": test error at most this much above the best L2's
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,78 @@ def verdict(reg: list[float], coadapt: list[float]) -> tuple[str, str, dict[str,
     return v, criterion, {"regularization": j_reg.verdict, "co_adaptation": j_co.verdict}
 
 
+def statements(s: Settings, labels: list[str], res: dict, reg: list[float],
+               coadapt: list[float]) -> list[Statement]:
+    """[reg.coadapt], [reg.l2] and [reg.when], each from its own rule (issue 14).
+
+    [reg.when] needs two training-set sizes (the small one with the large gap); with one size
+    (the quick run) it is left out.
+    """
+    i0, ip = s.rates.index(0.0), s.rates.index(REF_P)
+    seeds = range(len(reg))
+    out = [effect_statement(
+        "reg.coadapt", ID, "Zeroing units stops features from co-adapting, so each unit learns "
+        "features useful in many contexts.", coadapt, min_effect=MIN_COADAPT_PP, unit="pp",
+        what=f"accuracy lost when {s.judged_fraction:.0%} of the hidden units are removed at "
+             f"test time, net trained without dropout minus net trained with p={REF_P}")]
+
+    gap = [sum(res[lab]["gap_pct"][k][i0] - res[lab]["gap_pct"][k][ip] for lab in labels)
+           / len(labels) for k in seeds]
+
+    def vs_best_l2(k: int) -> float:  # best L2 (by mean test error) minus dropout, pp
+        total = 0.0
+        for lab in labels:
+            r = res[lab]
+            best = min(range(len(s.weight_decays)),
+                       key=lambda i: mean_se(r["l2_test_err_pct"][i])[0])
+            total += r["l2_test_err_pct"][best][k] - r["test_err_pct"][k][ip]
+        return total / len(labels)
+
+    l2 = [vs_best_l2(k) + L2_TOLERANCE_PP for k in seeds]
+    parts = [("test error", *effect_conditions(reg, MIN_REG_PP, "pp")),
+             ("train/test gap", *effect_conditions(gap, MIN_GAP_PP, "pp")),
+             ("like L2", *effect_conditions(l2, 0.0, "pp"))]
+    out.append(Statement(
+        id="reg.l2", group=ID, text="Dropout reduces overfitting in the same general sense as "
+        "L2, by constraining effective capacity.",
+        verdict=all_of([(name, v) for name, v, _, _ in parts]),
+        criterion=(f"three parts, each by the shared effect rule (supported if m - 2 se > the "
+                   f"threshold; partly supported if m > 0 and m + 2 se > it): (1) test error "
+                   f"without dropout minus with p={REF_P}, mean over sizes, threshold "
+                   f"{MIN_REG_PP:g} pp; (2) train/test gap without dropout minus with "
+                   f"p={REF_P}, threshold {MIN_GAP_PP:g} pp; (3) test error of the best L2 "
+                   f"weight decay minus dropout's plus {L2_TOLERANCE_PP:g} pp (dropout within "
+                   f"{L2_TOLERANCE_PP:g} pp of L2 or better), threshold 0. Statement: "
+                   + ALL_OF_RULE),
+        conditions=[Condition(f"({name}) {c.rule}", c.measured, c.holds)
+                    for name, _, cs, _ in parts for c in cs],
+        numbers={name: {"verdict": v, **nums} for name, v, _, nums in parts}))
+
+    if len(labels) >= 2:
+        small, large = labels[0], labels[-1]
+        gain_small = [res[small]["test_err_pct"][k][i0] - res[small]["test_err_pct"][k][ip]
+                      for k in seeds]
+        more = [g - (res[large]["test_err_pct"][k][i0] - res[large]["test_err_pct"][k][ip])
+                for k, g in zip(seeds, gain_small, strict=True)]
+        parts = [("gain at the smallest n", *effect_conditions(gain_small, MIN_REG_PP, "pp")),
+                 ("larger where the gap is larger", *effect_conditions(more, 0.0, "pp"))]
+        gap0 = {lab: mean_se([row[i0] for row in res[lab]["gap_pct"]])[0] for lab in labels}
+        out.append(Statement(
+            id="reg.when", group=ID, text="Use dropout when training accuracy is much higher "
+            "than validation accuracy (and other regularization is not enough).",
+            verdict=all_of([(name, v) for name, v, _, _ in parts]),
+            criterion=(f"two parts, each by the shared effect rule: (1) at the smallest "
+                       f"training set (the largest train/test gap without dropout), test error "
+                       f"without dropout minus with p={REF_P}, threshold {MIN_REG_PP:g} pp; "
+                       f"(2) that gain minus the same gain at the largest training set "
+                       f"(smallest gap), threshold 0 pp. Statement: " + ALL_OF_RULE),
+            conditions=[Condition(f"({name}) {c.rule}", c.measured, c.holds)
+                        for name, _, cs, _ in parts for c in cs],
+            numbers={"gap_without_dropout_pp": gap0, "sizes": [small, large],
+                     **{name: {"verdict": v, **nums} for name, v, _, nums in parts}}))
+    return out
+
+
 def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]:
     import matplotlib
 
@@ -296,7 +380,10 @@ def run(cfg: LabConfig) -> ClaimResult:
     iq = s.removal_fractions.index(s.judged_fraction)
     coadapt = [a[iq] - b[iq] for a, b in zip(co["p0"]["acc_lost_pct"],
                                              co["pref"]["acc_lost_pct"], strict=True)]
-    v, criterion, parts = verdict(reg, coadapt)
+    _, part_criterion, parts = verdict(reg, coadapt)
+    judged = statements(s, labels, res, reg, coadapt)
+    v, criterion = group_summary(judged)
+    criterion += f" (The first edition's two parts: {part_criterion}.)"
 
     per_size = {}
     for lab in labels:
@@ -344,8 +431,12 @@ def run(cfg: LabConfig) -> ClaimResult:
         "is expected from a dropout net; the correlation measure is reported as a second lens.",
         "Small data (digits) and small MLPs; no data augmentation or early stopping.",
     ]
+    if len(labels) < 2:
+        caveats.append("[reg.when] needs two training-set sizes and is not judged in this run.")
+    split = disagreement(judged)
     return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
-                       criterion=criterion, key_number=key, numbers=numbers,
-                       figures=figures(s, labels, res, co), caveats=caveats,
-                       config={"quick": cfg.quick, **asdict(s)}, seeds=seeds,
-                       seconds=time.perf_counter() - start)
+                       criterion=criterion, key_number=key + (f". {split}" if split else ""),
+                       numbers=numbers, figures=figures(s, labels, res, co), caveats=caveats,
+                       config={"quick": cfg.quick, **asdict(s), "min_gap_pp": MIN_GAP_PP,
+                               "l2_tolerance_pp": L2_TOLERANCE_PP}, seeds=seeds,
+                       seconds=time.perf_counter() - start, statements=judged)

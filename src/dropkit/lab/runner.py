@@ -27,6 +27,7 @@ import torch
 from dropkit._validate import check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 from dropkit.experiments import record
+from dropkit.experiments.claim import Statement, group_verdict
 from dropkit.lab.base import VERDICTS, ClaimResult, Figure, LabConfig
 
 #: Claim id -> module (under ``dropkit.lab`` unless the name contains a dot), in report order.
@@ -40,9 +41,27 @@ CLAIMS: dict[str, str] = {
     "scale": "scale",
 }
 
-#: The fields of a claim written into ``results.json["claims"]`` (figures go to the page).
+#: Statement id -> the claim that judges it (issue 14's ids; the prefix names the group).
+STATEMENTS: dict[str, str] = {
+    "reg.coadapt": "regularization", "reg.l2": "regularization", "reg.when": "regularization",
+    "ens.subnets": "ensemble", "ens.scaling": "ensemble",
+    "bayes.mc": "bayesian", "bayes.cheap": "bayesian",
+    "inv.same": "inverted", "inv.torch": "inverted", "inv.needed": "inverted",
+    "tf.sites": "transformer-placement", "tf.residual": "transformer-placement",
+    "tf.layernorm": "transformer-placement", "tf.embeddings": "transformer-placement",
+    "bn.shift": "batchnorm", "bn.harm": "batchnorm", "bn.recipe": "batchnorm",
+    "bn.practice": "batchnorm",
+    "scale.nodrop": "scale", "scale.slow": "scale", "scale.counter": "scale",
+}
+
+#: The fields of a claim written into ``results.json["claims"]`` (figures go to the page;
+#: ``statements`` are written by `statement_record`).
 RESULT_FIELDS = ("id", "title", "claim", "setup", "verdict", "criterion", "key_number",
-                 "numbers", "caveats", "config", "seeds", "seconds")
+                 "numbers", "caveats", "config", "seeds", "seconds", "statements")
+
+#: The fields of one statement in ``results.json["claims"][i]["statements"]``.
+STATEMENT_FIELDS = ("id", "group", "text", "verdict", "criterion", "conditions", "numbers",
+                    "kind")
 
 
 @dataclass
@@ -73,19 +92,41 @@ class LabRun:
         return not self.failed
 
 
+#: Statement-id prefix (the group in issue 14's ids) -> claim id.
+GROUPS: dict[str, str] = {sid.split(".")[0]: claim for sid, claim in STATEMENTS.items()}
+
+
+def claim_of(name: str, registry: Mapping[str, str] = CLAIMS) -> str | None:
+    """The claim that ``name`` selects: a claim id, a group ("bn", "transformer") or a
+    statement id ("bn.recipe"); None when it names none of them."""
+    if name in registry:
+        return name
+    claim = STATEMENTS.get(name) or GROUPS.get(name)
+    if claim is None and name == "transformer":
+        claim = "transformer-placement"
+    return claim if claim in registry else None
+
+
 def select_claims(claims: Sequence[str] | None,
                   registry: Mapping[str, str] = CLAIMS) -> list[str]:
-    """The claim ids to run, in registry order; ``None`` means all of them."""
+    """The claim ids to run, in registry order; ``None`` means all of them.
+
+    Each entry is a claim id, a group ("bn" or "batchnorm") or a statement id ("bn.recipe"):
+    a group or statement selects the claim that judges it (its other statements come along,
+    since they share the claim's experiments).
+    """
     if claims is None:
         return list(registry)
     if isinstance(claims, str) or not all(isinstance(c, str) for c in claims):
         raise DropkitTypeError(expected("claims", "a sequence of claim ids", repr(claims)))
-    unknown = [c for c in claims if c not in registry]
+    unknown = [c for c in claims if claim_of(c, registry) is None]
     if unknown or not claims:
         raise DropkitValueError(expected(
-            "claims", f"a non-empty list of ids from {list(registry)}",
+            "claims", f"a non-empty list of claim ids from {list(registry)}, groups from "
+                      f"{sorted(GROUPS)} or statement ids such as 'bn.recipe'",
             repr(list(claims)) if not unknown else f"unknown id(s) {unknown}"))
-    return [c for c in registry if c in set(claims)]
+    chosen = {claim_of(c, registry) for c in claims}
+    return [c for c in registry if c in chosen]
 
 
 def _module_name(name: str) -> str:
@@ -123,13 +164,32 @@ def _check_result(result: object, claim_id: str) -> ClaimResult:
     for fig in result.figures:
         if not (isinstance(fig, Figure) and fig.png.startswith(b"\x89PNG")):
             raise DropkitValueError(f"claim {claim_id!r} has a figure that is not PNG bytes")
+    if result.statements:
+        bad = [s.id for s in result.statements
+               if not isinstance(s, Statement) or s.verdict not in VERDICTS]
+        if bad:
+            raise DropkitValueError(f"claim {claim_id!r} has statements {bad} that are not "
+                                    f"Statements with a verdict in {list(VERDICTS)}")
+        derived = group_verdict(result.statements)
+        if result.verdict != derived:
+            raise DropkitValueError(f"claim {claim_id!r} returned verdict {result.verdict!r}, "
+                                    f"but its statements give {derived!r}")
     return result
+
+
+def statement_record(statement: Statement, path: str) -> dict[str, Any]:
+    """The JSON record of one statement (`STATEMENT_FIELDS`; conditions as plain dicts)."""
+    record = {name: getattr(statement, name) for name in STATEMENT_FIELDS}
+    record["conditions"] = [dataclasses.asdict(c) for c in statement.conditions]
+    return jsonable(record, f"{path}.{statement.id}")
 
 
 def claim_record(result: ClaimResult) -> dict[str, Any]:
     """The JSON record of one claim (`RESULT_FIELDS` plus figure names and captions)."""
     record = {name: jsonable(getattr(result, name), f"{result.id}.{name}")
-              for name in RESULT_FIELDS}
+              for name in RESULT_FIELDS if name != "statements"}
+    record["statements"] = [statement_record(s, f"{result.id}.statements")
+                            for s in result.statements]
     record["figures"] = [{"name": f.name, "caption": f.caption} for f in result.figures]
     return record
 

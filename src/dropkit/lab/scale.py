@@ -19,6 +19,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,18 @@ from dropkit.lab.base import (
     judge,
     mean_se,
 )
+from dropkit.lab.scale_early import EarlySettings
+from dropkit.lab.scale_early import measure as early_measure
+from dropkit.lab.statements import (
+    ALL_OF_RULE,
+    Condition,
+    Statement,
+    all_of,
+    disagreement,
+    effect_conditions,
+    group_summary,
+)
+from dropkit.lab.survey_claims import survey_claims
 from dropkit.lab.train import TrainConfig, mlp, train
 
 ID = "scale"
@@ -166,6 +179,114 @@ def verdict(small: dict[float, list[float]],
     return v, criterion, parts
 
 
+def statements(effects: dict[float, list[list[float]]], early: list[dict[str, Any]],
+               survey: dict[str, Any]) -> list[Statement]:
+    """[scale.nodrop], [scale.slow] and [scale.counter], each from its own rule (issue 14)."""
+    rates = list(effects)
+    n_seeds = len(next(iter(effects.values())))
+    small = [sum(effects[p][k][0] for p in rates) / len(rates) for k in range(n_seeds)]
+    large_harm = [-sum(effects[p][k][-1] for p in rates) / len(rates) for k in range(n_seeds)]
+    rate_text = f"mean over p in {[float(p) for p in rates]}"
+
+    def parts_statement(id_: str, text: str, parts: list[tuple[str, Any, float, str]],
+                        rule: str, extra: dict[str, Any] | None = None) -> Statement:
+        judged = []
+        for name, e, t, u in parts:
+            if isinstance(e, Statement):  # an already judged (descriptive) part
+                judged.append((name, e.verdict, e.conditions, e.numbers))
+            else:
+                judged.append((name, *effect_conditions(e, t, u)))
+        return Statement(
+            id=id_, group=ID, text=text, verdict=all_of([(n, v) for n, v, _, _ in judged]),
+            criterion=rule + " Statement: " + ALL_OF_RULE,
+            conditions=[Condition(f"({n}) {c.rule}", c.measured, c.holds)
+                        for n, _, cs, _ in judged for c in cs],
+            numbers={n: {"verdict": v, **nums} for n, v, _, nums in judged} | (extra or {}),
+            kind="descriptive and measured" if any(isinstance(e, Statement)
+                                                   for _, e, _, _ in parts) else "measured")
+
+    out: list[Statement] = []
+    survey_part = survey["judged"].get("scale.nodrop")
+    nodrop_parts: list[tuple[str, Any, float, str]] = []
+    if survey_part is not None:
+        nodrop_parts.append(("configurations", survey_part, 0.0, ""))
+    nodrop_parts.append(("dropout helps where the model overfits", small, MIN_EFFECT, "nats"))
+    out.append(parts_statement(
+        "scale.nodrop", "Modern large models use no or very low dropout, because overfitting is "
+        "not their bottleneck.", nodrop_parts,
+        ("parts: " if survey_part is not None else "one part (the configuration survey could "
+         "not be read): ")
+        + (f"(configurations) {survey_part.criterion}; " if survey_part is not None else "")
+        + f"(dropout helps where the model overfits) at the smallest training set (hundreds of "
+          f"epochs), KL(no dropout) - KL(dropout), {rate_text}, by the shared effect rule with "
+          f"threshold {MIN_EFFECT:g} nats."))
+
+    def arr(key: str, variant: str) -> list[float]:
+        return [float(r[variant][key]) for r in early]
+
+    slower = [math.log(a / b) for a, b in zip(arr("steps_to_target", "standard"),
+                                              arr("steps_to_target", "none"), strict=True)]
+    std_harm = [a - b for a, b in zip(arr("final", "standard"), arr("final", "none"),
+                                      strict=True)]
+    out.append(parts_statement(
+        "scale.slow", "When a model underfits, dropout only slows training.",
+        [("slower to the target", slower, math.log(1.1), ""),
+         ("no better at the end", std_harm, 0.0, "nats")],
+        "in the one-pass stream (the student underfits), standard dropout against none from the "
+        "same initial weights and batches; two parts by the shared effect rule: (slower to the "
+        "target) log(steps standard dropout needs to reach the target / steps no dropout "
+        "needs), target = the no-dropout student's excess risk halfway through, threshold "
+        "log 1.1 (10% more steps); (no better at the end) final excess risk with dropout minus "
+        "without, threshold 0 nats.",
+        extra={"cpu_s_per_step": {v: mean_se(arr("cpu_s_per_step", v))[0] for v in
+                                  ("none", "standard", "early")},
+               "cpu_s_to_target": {v: mean_se(arr("cpu_s_to_target", v))[0] for v in
+                                   ("none", "standard", "early")},
+               "reached_target": {v: [bool(r[v]["reached_target"]) for r in early]
+                                  for v in ("none", "standard", "early")}}))
+    early_gain = [a - b for a, b in zip(arr("final", "none"), arr("final", "early"),
+                                        strict=True)]
+    out.append(parts_statement(
+        "scale.counter", "Dropout is often counterproductive at scale.",
+        [("standard dropout hurts at the largest n", large_harm, 0.0, "nats"),
+         ("early dropout does not help either", [MIN_EFFECT - g for g in early_gain], 0.0,
+          "nats")],
+        f"two parts by the shared effect rule: (standard dropout hurts at the largest n) "
+        f"KL(dropout) - KL(no dropout) at the largest training set (one pass), {rate_text}, "
+        f"threshold 0 nats; (early dropout does not help either) {MIN_EFFECT:g} nats - (final "
+        f"KL without dropout - final KL with early dropout), threshold 0: early dropout (Liu "
+        f"et al. 2023) gains less than {MIN_EFFECT:g} nats.",
+        extra={"early_gain_per_seed": early_gain}))
+    return out
+
+
+def early_figure(early: list[dict[str, Any]], e: EarlySettings) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = {"none": "no dropout", "standard": f"dropout p={e.p:g} throughout",
+              "early": f"early dropout p={e.p:g}, first {e.early_fraction:.0%} of steps"}
+    for i, v in enumerate(("none", "standard", "early")):
+        steps = [s for s, _ in early[0][v]["curve"]]
+        rows = [[val for _, val in r[v]["curve"]] for r in early]
+        errorbar(ax, steps, rows, color=f"C{i}", label=labels[v], marker=".")
+    ax.axhline(mean_se([r["target"] for r in early])[0], color="0.4", ls=":",
+               label="target: no dropout's risk halfway")
+    ax.set_yscale("log")
+    ax.set(xlabel="Adam steps (one pass over the stream)",
+           ylabel="test excess risk KL(teacher || student) (nats, log)",
+           title="Underfitting regime: dropout, early dropout and none")
+    ax.legend(fontsize=8)
+    return Figure("scale_early_dropout", figure_png(fig),
+                  f"Test excess risk during one pass over the largest training set, mean ± 2 se "
+                  f"over {len(early)} seeds, the three students from the same initial weights and "
+                  f"batches. Early dropout switches off after {e.early_fraction:.0%} of the "
+                  f"steps (Liu et al., ICML 2023).")
+
+
 def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float, list],
             params: int) -> list[Figure]:
     import matplotlib
@@ -237,8 +358,25 @@ def run(cfg: LabConfig) -> ClaimResult:
     effects = {p: [[a - b for a, b in zip(r0, r, strict=True)] for r0, r in
                    zip(base, loss[name], strict=True)]
                for p, name in zip(configs[1:], names[1:], strict=True)}
-    v, criterion, parts = verdict({p: [row[0] for row in e] for p, e in effects.items()},
-                                  {p: [row[-1] for row in e] for p, e in effects.items()})
+    first_verdict, first_edition, parts = verdict(
+        {p: [row[0] for row in e] for p, e in effects.items()},
+        {p: [row[-1] for row in e] for p, e in effects.items()})
+    # counter-evidence and cost in the underfitting regime (after the first edition's runs;
+    # every student seeds its own init and batches, so the numbers above are unchanged)
+    es = EarlySettings.quick() if cfg.quick else EarlySettings()
+    early = []
+    for seed in seeds:
+        x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in,
+                               generator=torch.Generator().manual_seed(seed))
+        early.append(early_measure(
+            x_all, y_all, d_in=s.d_in, hidden=list(s.student_hidden), classes=s.classes,
+            steps=s.steps, batch_size=s.batch_size, lr=s.lr, seed=seed, e=es,
+            evaluate=lambda m: excess_risk(m, x_te, log_t_te)))
+    survey = survey_claims(cfg.quick, ID)
+    judged = statements(effects, early, survey)
+    v, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
+    split = disagreement(judged)
     sizes = list(s.sizes)
     cross = {}
     for p, e in effects.items():
@@ -260,7 +398,11 @@ def run(cfg: LabConfig) -> ClaimResult:
         "effect_summary": summary,
         "crossover": cross,
         "part_verdicts": parts,
+        "early_dropout": {"settings": asdict(es), "per_seed": early,
+                          "final_mean": {k: mean_se([r[k]["final"] for r in early])[0]
+                                         for k in ("none", "standard", "early")}},
     }
+    numbers["config_survey"] = survey["table"]
     first = {k: v_[0]["mean"] for k, v_ in summary.items()}
     last = {k: v_[-1]["mean"] for k, v_ in summary.items()}
     key = ("benefit of dropout (nats): " + "; ".join(
@@ -283,8 +425,24 @@ def run(cfg: LabConfig) -> ClaimResult:
         "trained per example; a longer stream would shift the crossover.",
         "No learning-rate schedule or tuning per setting; dropout rates are fixed in advance.",
     ]
+    fm = numbers["early_dropout"]["final_mean"]
+    cpu = next(st for st in judged if st.id == "scale.slow").numbers["cpu_s_per_step"]
+    key += (f"; one pass, final KL none {fm['none']:.3f}, p={es.p:g} {fm['standard']:.3f}, "
+            f"early {fm['early']:.3f} nats; CPU per step x{cpu['standard'] / cpu['none']:.2f} "
+            f"with dropout" + (f". {split}" if split else ""))
+    setup += (f" Underfitting regime ([scale.slow], [scale.counter]): one pass over the "
+              f"largest set with no dropout, dropout p={es.p:g} throughout, and early dropout "
+              f"(p={es.p:g} for the first {es.early_fraction:.0%} of the steps), evaluated "
+              f"every {es.eval_every} steps.")
+    caveats.append("[scale.slow]'s CPU seconds per step are measured on this machine and vary "
+                   "with its load; the verdict uses step counts, not seconds.")
+    if "scale.nodrop" not in survey["judged"]:
+        caveats.append("[scale.nodrop]'s configuration part is not judged in this run ("
+                       + "; ".join(survey["table"]["unavailable"]) + ").")
     return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
                        criterion=criterion, key_number=key, numbers=numbers,
-                       figures=figures(s, loss, effects, params), caveats=caveats,
-                       config={"quick": cfg.quick, "teacher_seed": TEACHER_SEED, **asdict(s)},
-                       seeds=seeds, seconds=time.perf_counter() - start)
+                       figures=figures(s, loss, effects, params) + [early_figure(early, es)]
+                       + survey["figures"], caveats=caveats,
+                       config={"quick": cfg.quick, "teacher_seed": TEACHER_SEED, **asdict(s),
+                               "early": asdict(es)},
+                       seeds=seeds, seconds=time.perf_counter() - start, statements=judged)

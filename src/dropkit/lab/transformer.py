@@ -25,6 +25,7 @@ from torch import nn
 from dropkit._validate import check_probability
 from dropkit.errors import DropkitValueError, expected
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.statements import disagreement, effect_statement, group_summary
 
 CLAIM_ID = "transformer-placement"
 
@@ -64,6 +65,16 @@ STDLIB_FILES = ("textwrap.py", "argparse.py", "typing.py", "inspect.py", "datacl
                 "shutil.py", "calendar.py", "contextlib.py", "random.py", "statistics.py")
 
 REGIMES = ("small-data", "single-pass")
+
+#: Issue 14's statements of this claim: (id, effect in `_effects`, the statement).
+STATEMENTS = (
+    ("tf.sites", "recommended_helps", "Dropout belongs on the attention weights, the attention "
+     "output and the FFN intermediate."),
+    ("tf.residual", "residual_mask_hurts", "Dropout does not belong on the residual stream."),
+    ("tf.layernorm", "layernorm_dropout_hurts", "Dropout does not belong on the layer norms."),
+    ("tf.embeddings", "embedding_dropout_hurts", "Dropout does not belong on the embedding "
+     "layer."),
+)
 
 #: Bytes 0..126 are themselves; every non-ASCII byte (rare in the stdlib) becomes 127.
 VOCAB = 128
@@ -500,19 +511,22 @@ def run(cfg: LabConfig) -> ClaimResult:
     verdict_effects = numbers["regimes"]["small-data"]["effects"]
     judgements = {k: judge(e["effects"], min_effect=pc.min_effect, what=e["what"])
                   for k, e in verdict_effects.items()}
-    verdict = _combine([j.verdict for j in judgements.values()])
     numbers["sub_verdicts"] = {k: j.verdict for k, j in judgements.items()}
-    criterion = ("Small-data regime, final validation loss, effects paired by seed (same "
-                 "initial weights and batches). Four sub-claims, each judged by the shared rule: "
-                 + " | ".join(f"[{k}: {j.verdict}] {j.criterion}" for k, j in judgements.items())
-                 + ". Overall: supported if all four are supported, not supported if none is "
-                 "better than 'not supported', else partly supported.")
+    judged = [effect_statement(sid, CLAIM_ID, text, verdict_effects[key]["effects"],
+                               min_effect=pc.min_effect, unit="nats/byte",
+                               what=("small-data regime, final validation loss, paired by seed "
+                                     "(same initial weights and batches): "
+                                     + verdict_effects[key]["what"]))
+              for sid, key, text in STATEMENTS]
+    verdict, criterion = group_summary(judged)
+    split = disagreement(judged)
     sm = numbers["regimes"]["small-data"]["configs"]
     best = min(configs, key=lambda c: sm[c]["val_loss_mean"])
     key_number = (f"small data: none {sm['none']['val_loss_mean']:.3f} vs recommended "
                   f"{sm['recommended']['val_loss_mean']:.3f} nats/byte; "
                   f"+resid {verdict_effects['residual_mask_hurts']['mean']:+.3f}, "
-                  f"+emb {verdict_effects['embedding_dropout_hurts']['mean']:+.3f}; best: {best}")
+                  f"+emb {verdict_effects['embedding_dropout_hurts']['mean']:+.3f}; best: {best}"
+                  + (f". {split}" if split else ""))
     figures = [_plot(numbers, configs, pc)]
     caveats = [
         f"A {pc.n_layer}-layer, d={pc.d_model} byte-level model trained for {pc.steps} steps "
@@ -549,4 +563,5 @@ def run(cfg: LabConfig) -> ClaimResult:
         config={**asdict(pc), "files": list(corpus.files), "threads": cfg.threads},
         seeds=seeds,
         seconds=time.perf_counter() - start,
+        statements=judged,
     )
