@@ -125,8 +125,6 @@ def test_summary_names_the_cpu_and_marks_a_smoke_test(
     assert doc["hardware"]["cpu"] == cpu
 
 
-@pytest.mark.xfail(strict=True, reason="the runner writes the field once LAB_FIGURE_FIXES.patch "
-                   "is applied (the patch removes this mark)")
 def test_results_json_says_smoke_test_at_the_top(tmp_path: Path, fake_claims: None) -> None:
     from dropkit.report.html import is_smoke_test
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dropkit.experiments.claim import VERDICTS, Statement
+from dropkit.report.figure import Figure, figure_png  # one home: report/ (layout-checked)
 
-__all__ = ["VERDICTS", "ClaimResult", "Figure", "Judgement", "LabConfig", "Statement", "judge",
-           "mean_se"]
+__all__ = ["VERDICTS", "ClaimResult", "Figure", "Judgement", "LabConfig", "Statement",
+           "figure_png", "judge", "mean_se"]
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,6 @@ class LabConfig:
     # steps of the transformer claim took 3.0 s with 1 thread, 28 s with 2, on 2 loaded cores).
     threads: int = 1
     progress: bool = True  # each experiment shows a tqdm bar (stderr) with desc=its claim id
-
-
-@dataclass
-class Figure:
-    """A figure of a claim: PNG bytes plus a caption (rendered and embedded by the report)."""
-
-    name: str
-    png: bytes
-    caption: str
 
 
 @dataclass
@@ -117,15 +109,3 @@ def errorbar(ax: Any, xs: Sequence[float], per_seed: list[list[float]], **kw: An
     """Plot the mean over seeds at each x with error bars of ±2 standard errors."""
     stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
     ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
-
-
-def figure_png(fig: Any, dpi: int = 110) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()

@@ -43,8 +43,8 @@ from dropkit.lab.statements import (
     group_summary,
 )
 from dropkit.lab.train import TrainConfig, mlp, seeded, train
-from dropkit.mc.prediction import Prediction
 from dropkit.mc.mcdropout import MCDropout
+from dropkit.mc.prediction import Prediction
 
 ID = "bayesian"
 TITLE = "MC dropout as approximate Bayesian inference"
@@ -227,7 +227,8 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BayesianSizes) -> list[Figur
 
     figs = []
     angles = np.asarray(sizes.angles)
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+    # constrained layout: the third panel's y label ran into the second
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     series = [("mc", "entropy", "MC predictive entropy", "C0", "-"),
               ("mc", "mutual_information", "MC mutual information", "C1", "-"),
               ("deterministic", "entropy", "softmax entropy (deterministic)", "C2", "--")]

@@ -320,7 +320,8 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    # constrained layout: each panel's y label gets its own room (it ran into the previous one)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     for ax, key, ws_key, label in ((axes[0], "err_mc_pct", "err_ws_pct", "test error (%)"),
                                    (axes[1], "nll_mc", "nll_ws", "test NLL (nats)")):
         errorbar(ax, list(s.s_grid), [r[key] for r in deep], marker="o",
@@ -340,7 +341,7 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
     axes[2].set_xlabel("S (number of MC dropout samples, log scale)")
     axes[2].set_ylabel("paired NLL difference (nats; < 0: MC better)")
     axes[2].set_title("Deep net: MC minus weight scaling")
-    axes[2].legend(loc="upper right")
+    axes[2].legend(loc="upper right", fontsize=8)  # full size covered the tick labels
     fig.suptitle(f"MLP {list(s.deep_hidden)} with dropout p={s.deep_p} on digits "
                  f"(mean ± 2 se over {len(deep)} seeds)")
     deep_fig = Figure("ensemble_mc_vs_ws", figure_png(fig),

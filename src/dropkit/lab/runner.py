@@ -258,6 +258,8 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
         "claims": records,
         "failed": [dataclasses.asdict(f) for f in failed],
         "order": ids,
+        # top level, so no reader can take a --quick run for evidence (report/html.py)
+        "smoke_test": cfg.quick,
         "lab_config": jsonable(dataclasses.asdict(cfg)),
         "command": command,
         "started_utc": started.isoformat(timespec="seconds"),

@@ -295,11 +295,13 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
     import matplotlib.pyplot as plt
 
     sizes = list(s.sizes)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for i, (name, rows) in enumerate(loss.items()):
         errorbar(axes[0], sizes, rows, marker="o", color=f"C{i}", label=name)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("test excess risk KL(teacher || student) (nats, log scale)")
+    axes[0].set_ylabel("test excess risk KL(teacher || student)\n(nats, log scale)")
     axes[0].set_title("Student loss vs training-set size")
     for i, (p, rows) in enumerate(effects.items()):
         errorbar(axes[1], sizes, rows, marker="o", color=f"C{i + 1}",
@@ -309,16 +311,22 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
               for rows in effects.values())
     axes[1].set_ylim(top=max(0.02, 2 * top))
     axes[1].set_yscale("symlog", linthresh=0.01)  # small effects at large n stay visible
-    axes[1].set_ylabel("benefit of dropout (nats, symlog; > 0: dropout helps)")
+    axes[1].set_ylabel("benefit of dropout (nats, symlog)\n> 0: dropout helps")
     axes[1].set_title("Effect of dropout vs training-set size")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel(f"training examples n (log scale); student has {params} parameters")
         ax.legend(fontsize=8)
+        # ticks at the sizes measured, both axes: log-axis minor labels collided at every size
+        ax.set_xticks(sizes, [f"{n:g}" for n in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         sec = ax.secondary_xaxis("top", functions=(lambda n: n / params, lambda r: r * params))
+        sec.set_xticks([n / params for n in sizes])
+        sec.xaxis.set_major_formatter(FuncFormatter(lambda r, _: f"{r:.2g}"))
+        sec.xaxis.set_minor_formatter(NullFormatter())
         sec.set_xlabel("data / parameters")
     fig.suptitle(f"Teacher-student stream, {s.steps} Adam steps of {s.batch_size} for every n "
-                 f"(the largest n is one pass); mean ± 2 se over seeds", y=1.1)
+                 f"(the largest n is one pass); mean ± 2 se over seeds")
     return [Figure("scale_crossover", figure_png(fig),
                    "Left: excess test risk of the fixed-size student with and without dropout. "
                    "Right: the benefit of dropout (no-dropout loss minus dropout loss) per "
