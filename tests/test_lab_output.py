@@ -135,3 +135,18 @@ def test_results_json_says_smoke_test_at_the_top(tmp_path: Path, fake_claims: No
         assert doc["smoke_test"] is quick and is_smoke_test(doc) is quick
         page = (out / "index.html").read_text()
         assert ('<div id="smoke-test" role="alert">' in page) is quick
+
+
+def test_claims_flag_takes_groups_and_statement_ids() -> None:
+    from dropkit.commands.lab import _ids
+    from dropkit.errors import DropkitValueError
+    from dropkit.lab.runner import CLAIMS, STATEMENTS, select_claims
+
+    # each statement id selects exactly the claim that judges it
+    for sid, claim in STATEMENTS.items():
+        assert select_claims(_ids(sid)) == [claim]
+    # a group and a claim id together: the claims in registry order, once each
+    both = select_claims(_ids(f"bn,{STATEMENTS['bn.recipe']},scale.slow"))
+    assert both == [c for c in CLAIMS if c in {STATEMENTS["bn.recipe"], STATEMENTS["scale.slow"]}]
+    with pytest.raises(DropkitValueError, match="--claims"):
+        _ids("bn.nosuch")

@@ -17,7 +17,7 @@ from typing import Any
 from dropkit.errors import DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.lab.base import LabConfig
-from dropkit.lab.runner import CLAIMS, LabRun, run_lab
+from dropkit.lab.runner import CLAIMS, GROUPS, LabRun, claim_of, run_lab
 from dropkit.report.html import SMOKE_TEST_TEXT, is_smoke_test
 
 #: The files of a report; an --out holding any of them is an earlier report.
@@ -26,10 +26,11 @@ REPORT_FILES = ("results.json", "index.html")
 
 def _ids(text: str) -> list[str]:
     ids = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in ids if c not in CLAIMS]
+    unknown = [c for c in ids if claim_of(c) is None]
     if unknown or not ids:
-        raise DropkitValueError(expected("--claims", f"comma-separated ids from {list(CLAIMS)}",
-                                         repr(text)))
+        raise DropkitValueError(expected(
+            "--claims", f"comma-separated claim ids from {list(CLAIMS)}, groups from "
+                        f"{sorted(GROUPS)} or statement ids such as bn.recipe", repr(text)))
     return ids
 
 
@@ -138,7 +139,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace the report already in --out")
     p.add_argument("--claims", default=None,
-                   help=f"comma-separated claim ids (default: all of {','.join(CLAIMS)})")
+                   help=f"comma-separated claim ids, groups (bn, scale, ...) or statement ids "
+                        f"(bn.recipe): each selects the claim that judges it (default: all of "
+                        f"{','.join(CLAIMS)})")
     p.add_argument("--seeds", default=",".join(str(s) for s in default.seeds),
                    help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--threads", default=str(default.threads),

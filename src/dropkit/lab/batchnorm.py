@@ -53,6 +53,7 @@ from dropkit.lab.statements import (
 )
 from dropkit.lab.survey_claims import survey_claims
 from dropkit.lab.train import TrainConfig, seeded, train
+from dropkit.report.numbers import direction, magnitude
 
 ID = "batchnorm"
 TITLE = "Dropout and BatchNorm: the variance shift"
@@ -527,10 +528,12 @@ def run(cfg: LabConfig) -> ClaimResult:
         "per_seed": per_seed,
     }
     key = (f"shift at p={ref_p}: x{math.exp(shift_j.mean):.2f} beyond no-dropout; "
-           f"re-estimating BN lowers error by {harm_j.mean * 100:.2f} pp ("
+           f"re-estimating BN {direction(-harm_j.mean * 100, 'raises', 'lowers')} error by "
+           f"{magnitude(harm_j.mean * 100, 'pp')} ("
            + ", ".join(f"{pl} {g * 100:.2f}" for pl, g in gain_by_placement.items())
-           + f"); dropout after the last BN instead of after each ReLU lowers error by "
-           f"{place_j.mean * 100:.2f} pp" + (f". {split}" if split else ""))
+           + f"); dropout after the last BN instead of after each ReLU "
+           f"{direction(-place_j.mean * 100, 'raises', 'lowers')} error by "
+           f"{magnitude(place_j.mean * 100, 'pp')}" + (f". {split}" if split else ""))
     setup = (f"Digits (sklearn 8x8, 70/30 split per seed): {sizes.blocks} x (Linear-"
              f"BatchNorm1d-ReLU) of width {list(sizes.widths)} + linear head; dropout (torch "
              f"nn.Dropout) at each placement with p in {list(sizes.ps)}; Adam lr 1e-3, batch "

@@ -47,6 +47,7 @@ from dropkit.lab.statements import (
 from dropkit.lab.train import seeded
 from dropkit.mc.mcdropout import MCDropout
 from dropkit.nn import Dropout
+from dropkit.report.numbers import signed
 
 ID = "inverted"
 TITLE = "Inverted vs classic dropout scaling"
@@ -418,7 +419,8 @@ def run(cfg: LabConfig) -> ClaimResult:
         "summary": summary, "per_seed": per_seed,
     }
     key = (f"conversion worst rel. diff {worst_conversion:.1e}; without scaling at p={ref_p}: "
-           f"NLL +{damage.mean:.3f} nats, error {error_judgement.mean * 100:+.1f} pp"
+           f"NLL {signed(damage.mean, 'nats', 3)}, error "
+           f"{signed(error_judgement.mean * 100, 'pp', 1)}"
            + (f". {split}" if split else ""))
     setup = (f"Digits (sklearn 8x8, 70/30 split per seed), MLP 64-{sizes.hidden}-{sizes.hidden}-"
              f"10 with dropkit.nn.Dropout after each hidden ReLU, p in {list(sizes.ps)}; float64; "

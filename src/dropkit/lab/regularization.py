@@ -48,6 +48,7 @@ from dropkit.lab.statements import (
     group_summary,
 )
 from dropkit.lab.train import TrainConfig, mlp, train
+from dropkit.report.numbers import direction, magnitude
 
 ID = "regularization"
 TITLE = "Dropout as a regularizer that prevents co-adaptation"
@@ -411,7 +412,8 @@ def run(cfg: LabConfig) -> ClaimResult:
         "part_verdicts": parts,
     }
     m_reg, m_co = mean_se(reg), mean_se(coadapt)
-    key = (f"p={REF_P} lowers test error by {m_reg[0]:.2f} ± {m_reg[1]:.2f} pp (mean over sizes); "
+    key = (f"p={REF_P} {direction(-m_reg[0], 'raises', 'lowers')} test error by "
+           f"{magnitude(m_reg[0], 'pp')} ± {m_reg[1]:.2f} pp (mean over sizes); "
            f"removing {s.judged_fraction:.0%} of units costs {m_co[0]:.1f} ± {m_co[1]:.1f} pp "
            "more accuracy without dropout")
     setup = (f"sklearn digits (8x8, flattened to 64 inputs in [0, 1]), one random 70/30 split per "
