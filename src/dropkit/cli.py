@@ -27,10 +27,6 @@ COMMANDS = (
     "dropkit.commands.score",
 )
 
-# Extras of commands whose module does not declare them itself (set_defaults(extras=...)).
-_FALLBACK_EXTRAS = {"lab": ("lab",)}
-
-
 class _VersionAction(argparse.Action):
     """``--version`` without importing the package's torch-heavy modules up front."""
 
@@ -65,9 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
-    for name, extras in _FALLBACK_EXTRAS.items():
-        if name in sub.choices and sub.choices[name].get_default("extras") is None:
-            sub.choices[name].set_defaults(extras=extras)
     for leaf in _leaf_parsers(parser):
         add_common_flags(leaf)
     return parser

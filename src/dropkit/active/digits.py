@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from dropkit._progress import progress_bar
 from dropkit.active.learner import ACQUISITIONS, ActiveConfig, ActiveLearner, lookup
 from dropkit.active.scoring import derive_seed
 from dropkit.errors import DropkitValueError, expected
@@ -90,8 +90,8 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, object]
 
         runs: list[dict[str, object]] = []
         jobs = [(a, s) for a in cfg.acquisitions for s in cfg.seeds]
-        for acq, seed in tqdm(jobs, desc="digits runs", unit="run",
-                              **({} if progress else {"disable": True})):
+        for acq, seed in progress_bar(jobs, desc="digits runs", unit="run",
+                              enabled=progress):
             t0 = time.perf_counter()
             config = ActiveConfig(acquisition=acq, batch_size=cfg.batch_size,
                                   budget=cfg.budget, samples=cfg.samples, seed=seed,

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from dropkit._progress import progress_bar
 from dropkit._validate import check_choice, check_positive_int, check_tensor
 from dropkit.active.batchbald import batchbald
 from dropkit.active.measures import MEASURES
@@ -173,8 +173,8 @@ class ActiveLearner:
         unlabelled[self.initial] = False
         n_rounds = -(-cfg.budget // cfg.batch_size) + 1
         rounds: list[Round] = []
-        bar = tqdm(range(n_rounds), desc=f"active {cfg.acquisition}", unit="round",
-                   **({} if self.progress else {"disable": True}))
+        bar = progress_bar(range(n_rounds), desc=f"active {cfg.acquisition}", unit="round",
+                   enabled=self.progress)
         for r in bar:
             t0 = time.perf_counter()
             model = self.fit(self.x_pool[labelled], labels, derive_seed(cfg.seed, r, 0))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from dropkit._progress import progress_bar
 from dropkit._validate import check_choice, check_positive_int, check_tensor
 from dropkit.active.measures import MEASURES, from_prediction
 from dropkit.errors import DropkitValueError, expected
@@ -74,8 +74,8 @@ def score_pool(model: nn.Module, x: torch.Tensor, *, samples: int = 20, seed: in
     seed = check_positive_int("seed", seed, minimum=0)
     parts = [score_chunk(model, rows, samples=samples, seed=seed, index=i,
                          from_logits=from_logits, strategy=strategy)
-             for i, rows in tqdm(chunks(x, chunk), total=-(-x.shape[0] // chunk),
+             for i, rows in progress_bar(chunks(x, chunk), total=-(-x.shape[0] // chunk),
                                  desc="scoring pool", unit="chunk",
-                                 **({} if progress else {"disable": True}))]
+                                 enabled=progress)]
     columns = {name: torch.cat([p[name] for p in parts]) for name in COLUMNS}
     return PoolScores(columns, samples, seed, chunk)

@@ -12,13 +12,16 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dropkit.errors import DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.lab.base import LabConfig
-from dropkit.lab.runner import CLAIMS, GROUPS, LabRun, claim_of, run_lab
+from dropkit.lab.registry import CLAIMS, GROUPS, claim_of
 from dropkit.report.html import SMOKE_TEST_TEXT, is_smoke_test
+
+if TYPE_CHECKING:
+    from dropkit.lab.runner import LabRun
 
 #: The files of a report; an --out holding any of them is an earlier report.
 REPORT_FILES = ("results.json", "index.html")
@@ -111,6 +114,8 @@ def main(args: argparse.Namespace) -> int:
     claims = _ids(args.claims) if args.claims is not None else None
     check_not_a_report(args.out, args.force)  # before any claim runs
     record.check_output_dir(args.out, "--out")
+    from dropkit.lab.runner import run_lab  # imports torch: only once the arguments are checked
+
     run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args))
     print(summary_table(run))
     print(machine_line(run.document))
@@ -148,4 +153,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
-    p.set_defaults(func=main, progress=default.progress, force=False)
+    p.set_defaults(func=main, progress=default.progress, force=False, extras=("lab",))

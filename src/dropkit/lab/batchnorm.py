@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dropkit import metrics
+from dropkit._progress import progress_bar
 from dropkit.datasets.digits import load_digits
 from dropkit.diagnose import recalibrate_bn, variance_shift
 from dropkit.lab import config_survey
@@ -433,7 +433,7 @@ def run(cfg: LabConfig) -> ClaimResult:
     sizes = QUICK if cfg.quick else FULL
     configs = _configs(sizes)
     per_seed: list[dict[str, Any]] = []
-    with tqdm(total=len(cfg.seeds) * len(configs), desc=ID, disable=not cfg.progress,
+    with progress_bar(total=len(cfg.seeds) * len(configs), desc=ID, enabled=cfg.progress,
               leave=False) as bar:
         for seed in cfg.seeds:
             d = load_digits(seed=seed)
@@ -447,8 +447,8 @@ def run(cfg: LabConfig) -> ClaimResult:
     # [bn.recipe]/[bn.harm]: the nets without BatchNorm, after the first edition's runs (each
     # net seeds its own init and batches, so the earlier numbers are unchanged)
     recipe: list[list[dict[str, Any]]] = []
-    with tqdm(total=len(cfg.seeds) * len(sizes.widths) * len(RECIPE_NETS),
-              desc=f"{ID} recipe", disable=not cfg.progress, leave=False) as bar:
+    with progress_bar(total=len(cfg.seeds) * len(sizes.widths) * len(RECIPE_NETS),
+              desc=f"{ID} recipe", enabled=cfg.progress, leave=False) as bar:
         for seed in cfg.seeds:
             d = load_digits(seed=seed)
             rows = []

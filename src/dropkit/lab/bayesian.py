@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dropkit import metrics
+from dropkit._progress import progress_bar
 from dropkit.datasets.digits import load_digits, rotate, shift
 from dropkit.lab import bayes_gold
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
@@ -381,7 +381,7 @@ def run(cfg: LabConfig) -> ClaimResult:
     start = time.perf_counter()
     sizes = QUICK if cfg.quick else FULL
     per_seed: list[dict[str, Any]] = []
-    with tqdm(total=3 * len(cfg.seeds), desc=ID, disable=not cfg.progress, leave=False) as bar:
+    with progress_bar(total=3 * len(cfg.seeds), desc=ID, enabled=cfg.progress, leave=False) as bar:
         for seed in cfg.seeds:
             cls = _classification_seed(sizes, seed, lambda: bar.update(1))
             reg = _regression_seed(sizes, seed)

@@ -368,15 +368,15 @@ def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[
 
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 2 (see the module docstring)."""
-    from tqdm import tqdm
+    from dropkit._progress import progress_bar
 
     start = time.perf_counter()
     s = QUICK if cfg.quick else Settings()
     seeds = check_seeds(cfg)
     soft: dict[float, list[dict]] = {p: [] for p in s.softmax_rates}
     deep: list[dict] = []
-    with tqdm(total=len(seeds) * (len(s.softmax_rates) + 1), desc=ID, file=sys.stderr,
-              disable=not cfg.progress) as bar:
+    with progress_bar(total=len(seeds) * (len(s.softmax_rates) + 1), desc=ID, file=sys.stderr,
+              enabled=cfg.progress) as bar:
         for seed in seeds:
             for p in s.softmax_rates:
                 soft[p].append(softmax_layer(seed, p, s))

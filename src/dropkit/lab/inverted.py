@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from dropkit import metrics
+from dropkit._progress import progress_bar
 from dropkit.datasets.digits import load_digits
 from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
 from dropkit.lab.statements import (
@@ -349,7 +349,7 @@ def run(cfg: LabConfig) -> ClaimResult:
     start = time.perf_counter()
     sizes = QUICK if cfg.quick else FULL
     per_seed: list[dict[str, Any]] = []
-    with tqdm(total=len(cfg.seeds) * len(sizes.ps), desc=ID, disable=not cfg.progress,
+    with progress_bar(total=len(cfg.seeds) * len(sizes.ps), desc=ID, enabled=cfg.progress,
               leave=False) as bar:
         for seed in cfg.seeds:
             d = load_digits(seed=seed)

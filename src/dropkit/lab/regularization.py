@@ -331,8 +331,7 @@ def figures(s: Settings, labels: list[str], res: dict, co: dict) -> list[Figure]
 
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 1 (see the module docstring)."""
-    from tqdm import tqdm
-
+    from dropkit._progress import progress_bar
     from dropkit.datasets.digits import load_digits
 
     start = time.perf_counter()
@@ -346,7 +345,7 @@ def run(cfg: LabConfig) -> ClaimResult:
            for lab in labels}
     co = {k: {"acc_lost_pct": [], "mean_abs_corr": []} for k in ("p0", "pref")}
     runs = len(seeds) * len(s.sizes) * (len(s.rates) + len(s.weight_decays))
-    with tqdm(total=runs, desc=ID, file=sys.stderr, disable=not cfg.progress) as bar:
+    with progress_bar(total=runs, desc=ID, file=sys.stderr, enabled=cfg.progress) as bar:
         for seed in seeds:
             for n, lab in zip(s.sizes, labels, strict=True):
                 data = load_digits(seed=seed, n_train=n)

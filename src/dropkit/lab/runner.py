@@ -30,29 +30,12 @@ from dropkit.experiments import record
 from dropkit.experiments.claim import Statement, group_verdict
 from dropkit.lab.base import VERDICTS, ClaimResult, Figure, LabConfig
 
-#: Claim id -> module (under ``dropkit.lab`` unless the name contains a dot), in report order.
-CLAIMS: dict[str, str] = {
-    "regularization": "regularization",
-    "ensemble": "ensemble",
-    "bayesian": "bayesian",
-    "inverted": "inverted",
-    "transformer-placement": "transformer",
-    "batchnorm": "batchnorm",
-    "scale": "scale",
-}
+# the tables live in lab/registry.py (no torch, for a fast `--help`); re-exported here, where
+# callers and tests have always found them
+from dropkit.lab.registry import CLAIMS, GROUPS, STATEMENTS, claim_of, select_claims
 
-#: Statement id -> the claim that judges it (issue 14's ids; the prefix names the group).
-STATEMENTS: dict[str, str] = {
-    "reg.coadapt": "regularization", "reg.l2": "regularization", "reg.when": "regularization",
-    "ens.subnets": "ensemble", "ens.scaling": "ensemble",
-    "bayes.mc": "bayesian", "bayes.cheap": "bayesian",
-    "inv.same": "inverted", "inv.torch": "inverted", "inv.needed": "inverted",
-    "tf.sites": "transformer-placement", "tf.residual": "transformer-placement",
-    "tf.layernorm": "transformer-placement", "tf.embeddings": "transformer-placement",
-    "bn.shift": "batchnorm", "bn.harm": "batchnorm", "bn.recipe": "batchnorm",
-    "bn.practice": "batchnorm",
-    "scale.nodrop": "scale", "scale.slow": "scale", "scale.counter": "scale",
-}
+__all__ = ["CLAIMS", "GROUPS", "STATEMENTS", "ClaimFailure", "LabRun", "claim_of", "run_lab",
+           "select_claims"]
 
 #: The fields of a claim written into ``results.json["claims"]`` (figures go to the page;
 #: ``statements`` are written by `statement_record`).
@@ -90,43 +73,6 @@ class LabRun:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-#: Statement-id prefix (the group in issue 14's ids) -> claim id.
-GROUPS: dict[str, str] = {sid.split(".")[0]: claim for sid, claim in STATEMENTS.items()}
-
-
-def claim_of(name: str, registry: Mapping[str, str] = CLAIMS) -> str | None:
-    """The claim that ``name`` selects: a claim id, a group ("bn", "transformer") or a
-    statement id ("bn.recipe"); None when it names none of them."""
-    if name in registry:
-        return name
-    claim = STATEMENTS.get(name) or GROUPS.get(name)
-    if claim is None and name == "transformer":
-        claim = "transformer-placement"
-    return claim if claim in registry else None
-
-
-def select_claims(claims: Sequence[str] | None,
-                  registry: Mapping[str, str] = CLAIMS) -> list[str]:
-    """The claim ids to run, in registry order; ``None`` means all of them.
-
-    Each entry is a claim id, a group ("bn" or "batchnorm") or a statement id ("bn.recipe"):
-    a group or statement selects the claim that judges it (its other statements come along,
-    since they share the claim's experiments).
-    """
-    if claims is None:
-        return list(registry)
-    if isinstance(claims, str) or not all(isinstance(c, str) for c in claims):
-        raise DropkitTypeError(expected("claims", "a sequence of claim ids", repr(claims)))
-    unknown = [c for c in claims if claim_of(c, registry) is None]
-    if unknown or not claims:
-        raise DropkitValueError(expected(
-            "claims", f"a non-empty list of claim ids from {list(registry)}, groups from "
-                      f"{sorted(GROUPS)} or statement ids such as 'bn.recipe'",
-            repr(list(claims)) if not unknown else f"unknown id(s) {unknown}"))
-    chosen = {claim_of(c, registry) for c in claims}
-    return [c for c in registry if c in chosen]
 
 
 def _module_name(name: str) -> str:
@@ -223,7 +169,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
     out_dir = record.check_output_dir(out, "out")
     command = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
 
-    from tqdm.auto import tqdm
+    from dropkit._progress import progress_bar
 
     results: list[ClaimResult] = []
     failed: list[ClaimFailure] = []
@@ -234,7 +180,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
     start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     try:
-        with tqdm(ids, desc="dropkit lab", unit="claim", disable=not cfg.progress) as bar:
+        with progress_bar(ids, desc="dropkit lab", unit="claim", enabled=cfg.progress) as bar:
             for claim_id in bar:
                 bar.set_postfix_str(claim_id)
                 t0 = time.perf_counter()

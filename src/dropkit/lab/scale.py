@@ -336,7 +336,7 @@ def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float
 
 def run(cfg: LabConfig) -> ClaimResult:
     """Measure claim 7 (see the module docstring)."""
-    from tqdm import tqdm
+    from dropkit._progress import progress_bar
 
     start = time.perf_counter()
     s = QUICK if cfg.quick else Settings()
@@ -348,8 +348,8 @@ def run(cfg: LabConfig) -> ClaimResult:
     configs = (0.0, *s.rates)
     names = ["no dropout" if p == 0 else f"dropout p={p:g}" for p in configs]
     loss: dict[str, list[list[float]]] = {name: [] for name in names}
-    with tqdm(total=len(seeds) * len(s.sizes) * len(configs), desc=ID, file=sys.stderr,
-              disable=not cfg.progress) as bar:
+    with progress_bar(total=len(seeds) * len(s.sizes) * len(configs), desc=ID, file=sys.stderr,
+              enabled=cfg.progress) as bar:
         for seed in seeds:
             gen = torch.Generator().manual_seed(seed)
             x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in, generator=gen)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from dropkit._progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, 
     with seeded(cfg.seed):
         model.train()
         n = len(x)
-        for _ in tqdm(range(cfg.epochs), desc=progress, disable=progress is None, leave=False,
-                      unit="epoch"):
+        for _ in progress_bar(range(cfg.epochs), desc=progress, enabled=progress is not None,
+                              leave=False, unit="epoch"):
             order = torch.randperm(n)
             for i in range(0, n, cfg.batch_size):
                 idx = order[i:i + cfg.batch_size]

@@ -474,10 +474,10 @@ def run(cfg: LabConfig) -> ClaimResult:
     regimes = {"small-data": (small, False), "single-pass": (stream, True)}
     configs = list(pc.configs)
 
-    from tqdm.auto import tqdm
+    from dropkit._progress import progress_bar
 
     raw: dict[str, dict[str, Any]] = {}
-    with tqdm(total=len(REGIMES) * pc.steps, desc=CLAIM_ID, disable=not cfg.progress,
+    with progress_bar(total=len(REGIMES) * pc.steps, desc=CLAIM_ID, enabled=cfg.progress,
               leave=False, unit="step") as bar:
         for regime, (train_w, single) in regimes.items():
             raw[regime] = train_stack(train_w, val, configs, seeds, pc, single_pass=single,

@@ -8,8 +8,8 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from dropkit._progress import progress_bar
 from dropkit._validate import check_choice, check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 from dropkit.inspection.borrow import check_model
@@ -329,7 +329,7 @@ class MCDropout(Generic[P]):
                                             type(loader).__name__))
         parts: list[P] = []
         total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-        for item in tqdm(loader, total=total, disable=not self.progress, desc="MC dropout",
+        for item in progress_bar(loader, total=total, enabled=self.progress, desc="MC dropout",
                          unit="batch"):
             x = item[0] if isinstance(item, (tuple, list)) and item else item
             parts.append(self.predict(x))

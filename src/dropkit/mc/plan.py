@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dropkit._log import get_logger
 from dropkit.errors import DropkitError, DropkitValueError, expected
 from dropkit.inspection.borrow import forked_rng
 from dropkit.inspection.discover import (
@@ -235,6 +236,8 @@ def _close(a: Output, b: Output) -> bool:
         for u, v in zip(pa, pb, strict=True))
 
 
+_log = get_logger(__name__)
+
 #: Rows the cached-vs-stacked check runs on (see `_verify`).
 VERIFY_ROWS = 64
 
@@ -343,6 +346,10 @@ def plan(model: nn.Module, x: ModelInputs, samples: int, *, strategy: str,
                               strategy=strategy, max_batch=max_batch, output=output,
                               split_at=split_at, seeded=seeded)
             entry.plans[key] = p
+            _log.debug("planned %s for %s: strategy %s, prefix %s, %s sample(s) per pass, %d "
+                       "site(s) switched; %s", "a seeded call" if seeded else "a call",
+                       type(m).__name__,
+                       p.strategy, p.prefix, p.samples_per_pass, len(switch_on), p.reason)
     sampler = Sampler(m, x, p.strategy, p.samples_per_pass, prefix=p.prefix,
                       max_batch=max_batch, output=output,
                       split_at=split_at, switch_on=switch_on, graph=graph)
