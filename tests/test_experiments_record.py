@@ -115,3 +115,31 @@ def test_environment_names_versions_and_hardware() -> None:
     env = record.environment(3)
     assert env["versions"]["torch"] == torch.__version__ and env["hardware"]["threads"] == 3
     assert env["hardware"]["cores"] == os.cpu_count()
+
+
+@pytest.mark.parametrize("call", ["write", "check"])
+def test_ctrl_c_right_after_the_temporary_file_is_made_leaves_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str) -> None:
+    # a Ctrl-C that lands just after mkstemp created the file (before the caller's cleanup
+    # could own it) must not leave the file behind
+    import os
+    import signal
+    import tempfile
+
+    from dropkit.experiments import record
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args: object, **kwargs: object) -> tuple[int, str]:
+        made = real(*args, **kwargs)  # type: ignore[call-overload]
+        os.kill(os.getpid(), signal.SIGINT)  # arrives here, with the file on disk
+        return made  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(record.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        if call == "write":
+            record.write_text_atomic(tmp_path / "a.json", "{}")
+        else:
+            record.check_output_dir(tmp_path / "out")
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert left == []
