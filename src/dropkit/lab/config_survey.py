@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -399,12 +400,21 @@ def figures(per_seed: Sequence[dict[str, Any]]) -> list[Any]:
         pts = [r for r in rows if r["group"] == group and r["params"] and r["max_rate"] is not None]
         ax1.scatter([r["params"] for r in pts], [r["max_rate"] for r in pts], color=color,
                     label=group.replace("_", " "), s=25)
-        for r in pts:
-            ax1.annotate(r["model"], (r["params"], r["max_rate"]), fontsize=6,
-                         xytext=(2, 2), textcoords="offset points")
+        # models of one rate within a factor of ~2 in size share one label (their names
+        # printed apart would overlap: BERT and GPT-2 are both ~1e8 parameters at 0.1)
+        clusters: dict[tuple[float, int], list[dict[str, Any]]] = {}
+        for r in sorted(pts, key=lambda r: r["params"]):
+            key = (r["max_rate"], round(math.log10(r["params"]) * 3))
+            clusters.setdefault(key, []).append(r)
+        for i, members in enumerate(clusters.values()):
+            first = members[0]
+            ax1.annotate(", ".join(m["model"] for m in members),
+                         (first["params"], first["max_rate"]), fontsize=6,
+                         xytext=(2, 2 + 7 * (i % 2)), textcoords="offset points")
     ax1.axvline(LARGE_PARAMS, color="0.5", ls=":", label=f"{LARGE_PARAMS:.0e} parameters")
     ax1.axhline(VERY_LOW, color="0.5", ls="--", label=f"rate {VERY_LOW:g}")
     ax1.set_xscale("log")
+    ax1.margins(x=0.1, y=0.25)  # room for the labels of the highest and rightmost points
     ax1.set(title="transformers: default dropout vs model size",
             xlabel="parameters of the default configuration (log)",
             ylabel="largest backbone dropout rate")
