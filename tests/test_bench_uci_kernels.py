@@ -12,9 +12,10 @@ import sys
 import pytest
 import torch
 
-from dropkit.bench import uci_native
+from dropkit.bench import uci_kernels
 from dropkit.bench.uci_batched import resolve_backend
-from dropkit.bench.uci_native import NativeKernels, native_kernels
+from dropkit.bench.uci_kernels import native_kernels
+from dropkit.bench.uci_native import NativeKernels
 from dropkit.errors import DropkitError
 from tests.native import require_native
 from tests.test_bench_uci_native import _run
@@ -25,7 +26,7 @@ def no_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("DROPKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("DROPKIT_NATIVE", raising=False)
-    uci_native._log_once.cache_clear()  # each test sees its own log lines
+    uci_kernels._log_once.cache_clear()  # each test sees its own log lines
 
 
 def _no_numba(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +62,7 @@ def test_without_compiler_numba_is_the_logged_fallback(no_compiler, caplog) -> N
 def test_the_compiler_comes_first_and_is_logged_as_info(monkeypatch, caplog) -> None:
     require_native()
     monkeypatch.delenv("DROPKIT_NATIVE", raising=False)
-    uci_native._log_once.cache_clear()
+    uci_kernels._log_once.cache_clear()
     with caplog.at_level(logging.INFO, logger="dropkit.bench"):
         kernels = native_kernels(torch.float64, 13, 50)  # built by the other tests too
     assert type(kernels) is NativeKernels

@@ -15,7 +15,8 @@ from dropkit.bench.uci_batched import (
     train_batched,
 )
 from dropkit.bench.uci_config import UCIConfig
-from dropkit.bench.uci_native import _build, native_kernels
+from dropkit.bench.uci_kernels import native_kernels
+from dropkit.bench.uci_native import _build
 from dropkit.errors import DropkitError, DropkitValueError
 from tests.native import require_native
 

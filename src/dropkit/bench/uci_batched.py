@@ -33,7 +33,8 @@ import torch
 from dropkit._progress import progress_bar
 from dropkit._validate import check_choice
 from dropkit.bench.uci_config import BACKENDS
-from dropkit.bench.uci_native import NativeKernels, _log_once, native_kernels
+from dropkit.bench.uci_kernels import _log_once, native_kernels
+from dropkit.bench.uci_native import NativeKernels
 from dropkit.errors import DropkitError
 from dropkit.measures.likelihood import MixtureLogLikelihood
 
