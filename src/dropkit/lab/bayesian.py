@@ -44,7 +44,7 @@ from dropkit.lab.statements import (
 )
 from dropkit.lab.train import TrainConfig, mlp, seeded, train
 from dropkit.mc.mcdropout import MCDropout
-from dropkit.mc.prediction import Prediction
+from dropkit.mc.prediction import ClassificationPrediction
 
 ID = "bayesian"
 TITLE = "MC dropout as approximate Bayesian inference"
@@ -103,7 +103,7 @@ def _mc(model: nn.Module, sizes: BayesianSizes, seed: int, **kw: Any) -> MCDropo
     return MCDropout(model, samples=sizes.samples, seed=seed, progress=False, **kw)
 
 
-def _class_metrics(pred: Prediction, target: torch.Tensor) -> dict[str, float]:
+def _class_metrics(pred: ClassificationPrediction, target: torch.Tensor) -> dict[str, float]:
     probs = pred.mean
     return {
         "error": 1.0 - metrics.accuracy(probs, target, from_logits=False),
@@ -427,7 +427,7 @@ def run(cfg: LabConfig) -> ClaimResult:
         m, se = mean_se(values)
         return {"mean": m, "se": se}
 
-    summary = {
+    summary: dict[str, Any] = {
         "auroc": {o: {s: agg([r["classification"]["detection"][o][s] for r in per_seed])
                       for s in SCORES} for o in OOD_SETS},
         "calibration": {k: {m: agg([r["classification"]["calibration"][k][m] for r in per_seed])

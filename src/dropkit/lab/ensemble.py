@@ -25,8 +25,10 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
+from torch import nn
 
 from dropkit.lab.base import (
     ClaimResult,
@@ -159,7 +161,7 @@ def softmax_layer(seed: int, p: float, s: Settings) -> dict[str, float | list[li
     model = mlp(s.d, [], 10, input_p=p)
     train(model, x_tr, data.y_train,
           TrainConfig(epochs=s.softmax_epochs, lr=s.softmax_lr, seed=seed))
-    linear = model[-1]
+    linear = cast(nn.Linear, model[-1])
     w, b = linear.weight.detach().double(), linear.bias.detach().double()
     x = x_te.double()
     with torch.no_grad():
@@ -226,7 +228,8 @@ def deep_net(seed: int, s: Settings) -> dict[str, float | list[float]]:
     x, y = data.flat_test, data.y_test
     with torch.no_grad():
         ws = torch.softmax(model(x).double(), dim=-1)
-    logits = sample(model, x, max(s.s_grid), seed=seed).double()  # (S, B, C)
+    # the MLP returns one tensor, so sample gives one tensor (S, B, C)
+    logits = cast(torch.Tensor, sample(model, x, max(s.s_grid), seed=seed)).double()
     probs = torch.softmax(logits, dim=-1)
     errs, nlls = mc_curve(probs, y, s.s_grid)
     am = probs.mean(dim=0)
@@ -314,7 +317,7 @@ def _band(ax, values: list[float], label: str, color: str) -> None:  # noqa: ANN
     ax.axhspan(m - 2 * se, m + 2 * se, color=color, alpha=0.15)
 
 
-def figures(s: Settings, soft: dict[str, list[dict]], deep: list[dict]) -> list[Figure]:
+def figures(s: Settings, soft: dict[float, list[dict]], deep: list[dict]) -> list[Figure]:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -133,9 +133,10 @@ def adam_train(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, sizes: In
     """
     scaled = {id(lin.weight) for _, lin in _post_dropout_linears(model)}
     factor = 1.0 if reparameterise_p is None else 1.0 - reparameterise_p
-    groups = [{"params": [q for q in model.parameters() if id(q) not in scaled]},
-              {"params": [q for q in model.parameters() if id(q) in scaled],
-               "lr": sizes.lr * factor, "eps": ADAM_EPS / factor}]
+    groups: list[dict[str, Any]] = [
+        {"params": [q for q in model.parameters() if id(q) not in scaled]},
+        {"params": [q for q in model.parameters() if id(q) in scaled],
+         "lr": sizes.lr * factor, "eps": ADAM_EPS / factor}]
     opt = torch.optim.Adam(groups, lr=sizes.lr, eps=ADAM_EPS)
     with seeded(seed):
         model.train()
@@ -185,6 +186,7 @@ def _one(d: Any, sizes: InvertedSizes, p: float, seed: int) -> dict[str, Any]:
     # One plain strategy for both nets, so that they see the very same torch.nn.Dropout masks.
     mc_a, mc_b = (MCDropout(m, samples=sizes.samples, seed=seed, progress=False,
                             strategy="stacked").predict(xt) for m in (classic, converted))
+    assert mc_a.samples is not None and mc_b.samples is not None  # keep_samples defaults to True
     return {
         "p": p,
         "conversion_rel_diff": _rel_diff(ref, _logits(converted, xt)),

@@ -23,6 +23,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -88,7 +89,7 @@ QUICK = Settings(sizes=(100,), rates=(0.0, 0.5), weight_decays=(1e-2,), hidden=(
 # ---------------------------------------------------------------------------------------------
 
 
-def error_pct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def error_pct(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> float:
     """Test-time (dropout off) classification error in percent."""
     from dropkit.metrics import accuracy
 
@@ -177,8 +178,9 @@ def fit(x: torch.Tensor, y: torch.Tensor, s: Settings, *, p: float, weight_decay
     torch.manual_seed(seed)
     model = mlp(x.shape[1], list(s.hidden), 10, p=p)
     epochs = epochs_for(len(x), s)
-    return train(model, x, y, TrainConfig(epochs=epochs, lr=s.lr, batch_size=s.batch_size,
-                                          weight_decay=weight_decay, seed=seed))
+    return cast(nn.Sequential,
+                train(model, x, y, TrainConfig(epochs=epochs, lr=s.lr, batch_size=s.batch_size,
+                                               weight_decay=weight_decay, seed=seed)))
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -340,10 +342,12 @@ def run(cfg: LabConfig) -> ClaimResult:
     n_full = len(load_digits(seed=seeds[0]).y_train)
     labels = [size_label(n, n_full) for n in s.sizes]
     n_trains = [n_full if n is None else n for n in s.sizes]
-    res = {lab: {"test_err_pct": [], "train_err_pct": [], "gap_pct": [], "l2_test_err_pct":
-                 [[] for _ in s.weight_decays], "l2_gap_pct": [[] for _ in s.weight_decays]}
-           for lab in labels}
-    co = {k: {"acc_lost_pct": [], "mean_abs_corr": []} for k in ("p0", "pref")}
+    res: dict[str, dict[str, list[Any]]] = {
+        lab: {"test_err_pct": [], "train_err_pct": [], "gap_pct": [], "l2_test_err_pct":
+              [[] for _ in s.weight_decays], "l2_gap_pct": [[] for _ in s.weight_decays]}
+        for lab in labels}
+    co: dict[str, dict[str, list[Any]]] = {k: {"acc_lost_pct": [], "mean_abs_corr": []}
+                                           for k in ("p0", "pref")}
     runs = len(seeds) * len(s.sizes) * (len(s.rates) + len(s.weight_decays))
     with progress_bar(total=runs, desc=ID, file=sys.stderr, enabled=cfg.progress) as bar:
         for seed in seeds:

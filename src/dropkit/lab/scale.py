@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -99,8 +99,9 @@ def make_teacher(s: Settings, *, seed: int = TEACHER_SEED) -> nn.Sequential:
     teacher = nn.Sequential(*layers[:-1]).requires_grad_(False)  # no tanh on the logits
     with torch.no_grad():
         probe = teacher(torch.randn(4096, s.d_in, generator=gen))
-        teacher[-1].weight.mul_(s.logit_scale / float(probe.std()))
-        teacher[-1].bias.mul_(s.logit_scale / float(probe.std()))
+        head = cast(nn.Linear, teacher[-1])
+        head.weight.mul_(s.logit_scale / float(probe.std()))
+        head.bias.mul_(s.logit_scale / float(probe.std()))
     return teacher
 
 
@@ -148,8 +149,9 @@ def fit_student(x: torch.Tensor, y: torch.Tensor, s: Settings, *, p: float,
     torch.manual_seed(seed)
     student = mlp(s.d_in, list(s.student_hidden), s.classes, p=p)
     epochs = max(1, round(s.steps * s.batch_size / len(x)))
-    return train(student, x, y, TrainConfig(epochs=epochs, lr=s.lr, batch_size=s.batch_size,
-                                            seed=seed))
+    return cast(nn.Sequential,
+                train(student, x, y, TrainConfig(epochs=epochs, lr=s.lr, batch_size=s.batch_size,
+                                                 seed=seed)))
 
 
 def verdict(small: dict[float, list[float]],
@@ -395,7 +397,7 @@ def run(cfg: LabConfig) -> ClaimResult:
     summary = {f"p={p:g}": [dict(zip(("mean", "se"), mean_se([row[i] for row in e]),
                                      strict=True)) for i in range(len(sizes))]
                for p, e in effects.items()}
-    numbers = {
+    numbers: dict[str, Any] = {
         "sizes": sizes,
         "epochs_per_size": [max(1, round(s.steps * s.batch_size / n)) for n in sizes],
         "student_params": params,
