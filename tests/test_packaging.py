@@ -51,4 +51,7 @@ def test_sdist_manifest_ships_the_test_helpers():
     imported = set()
     for path in (ROOT / "tests").glob("*.py"):
         imported |= set(re.findall(r"^from tests\.(\w+) import", path.read_text(), re.M))
-    assert imported and all((ROOT / "tests" / f"{name}.py").is_file() for name in imported)
+    # a helper is a module (tests/x.py) or a package (tests/x/__init__.py, e.g. the model zoo)
+    assert imported and all((ROOT / "tests" / f"{name}.py").is_file()
+                            or (ROOT / "tests" / name / "__init__.py").is_file()
+                            for name in imported)
