@@ -106,18 +106,23 @@ def _mkstemp_held(folder: Path) -> tuple[int, str, Callable[[], None]]:
     through again.
 
     A KeyboardInterrupt between the file's creation and the caller's ``try`` would leave a
-    temporary file no one removes (seen once in the interrupt tests). SIGINT stays blocked
-    until the caller, as the first statement of its ``try``, calls the returned ``release``:
-    a Ctrl-C that came meanwhile is raised there (``signal.pthread_sigmask`` checks for
-    pending signals when it unblocks them), and the ``try``'s cleanup removes the file.
+    temporary file no one removes (seen in the interrupt tests). Until the caller, as the first
+    statement of its ``try``, calls the returned ``release``, a SIGINT only sets a flag (a
+    Python handler, which runs in the main thread whichever thread the signal reached; masking
+    the signal would not do, since torch's worker threads leave it unmasked); ``release``
+    restores the previous handler and raises the held signal again, so the ``try``'s cleanup
+    removes the file.
     """
-    held = (hasattr(signal, "pthread_sigmask")
-            and threading.current_thread() is threading.main_thread())
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if held else set()
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()  # signal.signal's rule
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum)) \
+        if main else None
 
     def release() -> None:
-        if held:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if main:
+            signal.signal(signal.SIGINT, previous)
+            if held:
+                signal.raise_signal(signal.SIGINT)
 
     try:
         fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
