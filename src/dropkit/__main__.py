@@ -1,8 +1,6 @@
 """``python -m dropkit ...``: the same as the ``dropkit`` command."""
 
-import sys
-
-from dropkit.cli import main
+from dropkit.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

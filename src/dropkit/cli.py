@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from dropkit._extras import MissingExtraError
@@ -95,5 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``dropkit`` executable: `main`, then exit with its code.
+
+    Once the command has returned, a Ctrl-C has nothing left to interrupt: SIGINT gets its
+    default action, so one that lands during the interpreter's shutdown (torch's atexit
+    hooks) ends the process by the signal instead of printing an "Exception ignored"
+    traceback.
+    """
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
