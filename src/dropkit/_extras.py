@@ -17,8 +17,9 @@ __all__ = ["EXTRAS", "MissingExtraError", "missing_modules", "require"]
 #: extra -> ((import name, distribution to name in the message), ...). Keep in step with
 #: ``[project.optional-dependencies]`` in pyproject.toml (a test compares the two).
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
-    # `dropkit lab` and `dropkit active`: figures and scikit-learn's digits
-    "lab": (("matplotlib", "matplotlib"), ("sklearn", "scikit-learn")),
+    # `dropkit lab` and `dropkit active`: figures, digits, NUTS, and the libraries the lab surveys
+    "lab": (("matplotlib", "matplotlib"), ("sklearn", "scikit-learn"), ("pyro", "pyro-ppl"),
+            ("transformers", "transformers"), ("timm", "timm"), ("torchvision", "torchvision")),
     # `dropkit demo` and `dropkit.datasets.load_digits`: scikit-learn's bundled digits
     "digits": (("sklearn", "scikit-learn"),),
     # figures of the reports (`dropkit.report`)
