@@ -5,7 +5,7 @@
 # Usage: bash scripts/check_dist.sh [PYTEST ARGS]   (after scripts/bootstrap.sh dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py="${PYTHON:-.venv/bin/python}"
+py="${PYTHON:-$PWD/.venv/bin/python}"  # absolute: the tests run after a cd into the sdist
 # the shared UCI data beside the checkout, as in scripts/test.sh (the sdist is unpacked elsewhere)
 export DROPKIT_UCI_ROOT="${DROPKIT_UCI_ROOT:-$(cd .. && pwd)/shared/uci}"
 SECONDS=0
@@ -33,7 +33,7 @@ assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "wheel lac
 root = tarfile.open(sdist).getnames()[0].split("/")[0]
 members = set(tarfile.open(sdist).getnames())
 for need in ("LICENSE", "README.md", "requirements.lock", "tests/conftest.py",
-             "tests/_torchvision.py", "tests/shared_data.py", "tests/mc_models.py",
+             "tests/_torchvision.py", "tests/shared_data.py", "tests/zoo/small.py",
              "tests/test_packaging.py"):
     assert f"{root}/{need}" in members, f"sdist lacks {need}"
 print(f"check_dist: wheel has {len(names)} files, sdist {len(members)}; metadata and "
