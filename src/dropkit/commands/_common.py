@@ -70,6 +70,18 @@ def non_negative(flag: str, value: Any) -> None:
         raise DropkitValueError(expected(flag, "an integer >= 0", value))
 
 
+def seeds_flag(text: str) -> tuple[int, ...]:
+    """``--seeds`` of ``dropkit lab`` and ``dropkit active``: comma-separated integers >= 0."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds):
+        raise DropkitValueError(expected("--seeds", "comma-separated integers >= 0 such as "
+                                         "0,1,2", repr(text)))
+    return seeds
+
+
 def flag_wording(err: DropkitError, args: argparse.Namespace) -> DropkitError:
     """The library names its arguments (`` `splits_per_batch` ``); the user typed flags: each
     backquoted name that is one of this command's options becomes its flag

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dropkit.commands._common import flag_wording, positive
+from dropkit.commands._common import flag_wording, positive, seeds_flag
 from dropkit.errors import DropkitError, DropkitValueError, expected
 
 
@@ -36,17 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, extras=("lab",))
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        seeds = ()
-    if not seeds or any(s < 0 for s in seeds):
-        raise DropkitValueError(expected("--seeds", "comma-separated integers >= 0 such as "
-                                         "0,1,2", repr(text)))
-    return seeds
-
-
 def config(args: argparse.Namespace) -> Any:  # DigitsConfig, imported lazily
     """The run's `DigitsConfig` from the flags; every flag checked, errors name the flag."""
     from dropkit.active.digits import DEFAULT_ACQUISITIONS, DigitsConfig
@@ -63,7 +52,7 @@ def config(args: argparse.Namespace) -> Any:  # DigitsConfig, imported lazily
         if args.quick:
             cfg = DigitsConfig.quick_config(**fields)
         else:
-            cfg = DigitsConfig(seeds=_seeds(args.seeds), budget=args.budget,
+            cfg = DigitsConfig(seeds=seeds_flag(args.seeds), budget=args.budget,
                                batch_size=args.batch_size, samples=args.samples,
                                steps=args.steps, **fields)
     except DropkitError as err:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dropkit.commands._common import seeds_flag
 from dropkit.errors import DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.lab.base import LabConfig
@@ -35,17 +36,6 @@ def _ids(text: str) -> list[str]:
             "--claims", f"comma-separated claim ids from {list(CLAIMS)}, groups from "
                         f"{sorted(GROUPS)} or statement ids such as bn.recipe", repr(text)))
     return ids
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        seeds = ()
-    if not seeds or any(s < 0 for s in seeds):
-        raise DropkitValueError(expected("--seeds", "comma-separated integers >= 0 such as "
-                                         "0,1,2", repr(text)))
-    return seeds
 
 
 def _threads(text: str) -> int:
@@ -108,7 +98,7 @@ def summary_table(run: LabRun) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = LabConfig(quick=args.quick, seeds=_seeds(args.seeds), threads=_threads(args.threads),
+    cfg = LabConfig(quick=args.quick, seeds=seeds_flag(args.seeds), threads=_threads(args.threads),
                     progress=args.progress)
     # `--claims ''` is a mistake, not "all claims": only a missing flag means all
     claims = _ids(args.claims) if args.claims is not None else None
