@@ -78,7 +78,7 @@ def test_runner_writes_results_and_records_failures(tmp_path: Path, fakes, capsy
     assert set(doc["hardware"]) >= {"cpu", "cores", "threads"} and doc["hardware"]["threads"] == 1
     assert doc["command"] == "dropkit lab --test" and doc["wall_seconds"] > 0
     assert doc["lab_config"] == {"quick": False, "seeds": [0, 1, 2], "threads": 1,
-                                 "progress": False}
+                                 "progress": False, "workers": 1}
     page = (tmp_path / "index.html").read_text()
     assert "the experiment &lt;broke&gt;" in page and "Fake &lt;claim&gt;" in page
 

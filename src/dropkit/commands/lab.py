@@ -48,6 +48,22 @@ def _threads(text: str) -> int:
     return n
 
 
+def _workers(text: str, threads: int) -> int:
+    """``--workers``: a positive integer, or ``auto`` (one per CPU this process may use, each
+    with ``--threads`` torch threads)."""
+    if text == "auto":
+        from dropkit.experiments.jobs import available_cpus
+
+        return max(1, available_cpus() // threads)
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise DropkitValueError(expected("--workers", "a positive integer or 'auto'", repr(text)))
+    return n
+
+
 def check_not_a_report(out: str, force: bool) -> None:
     """Refuse an ``--out`` that holds a report (unless ``force``), naming when it was made."""
     found = [name for name in REPORT_FILES if (Path(out) / name).is_file()]
@@ -66,6 +82,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out (what results.json records)."""
     parts = ["dropkit", "lab"] + (["--quick"] if args.quick else [])
     parts += ["--out", args.out, "--seeds", args.seeds, "--threads", args.threads]
+    parts += ["--workers", args.workers]
     parts += ["--claims", args.claims] if args.claims is not None else []
     parts += [] if args.progress else ["--no-progress"]
     parts += ["--force"] if args.force else []
@@ -98,8 +115,9 @@ def summary_table(run: LabRun) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = LabConfig(quick=args.quick, seeds=seeds_flag(args.seeds), threads=_threads(args.threads),
-                    progress=args.progress)
+    threads = _threads(args.threads)
+    cfg = LabConfig(quick=args.quick, seeds=seeds_flag(args.seeds), threads=threads,
+                    progress=args.progress, workers=_workers(args.workers, threads))
     # `--claims ''` is a mistake, not "all claims": only a missing flag means all
     claims = _ids(args.claims) if args.claims is not None else None
     check_not_a_report(args.out, args.force)  # before any claim runs
@@ -141,6 +159,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--threads", default=str(default.threads),
                    help="torch threads (default: %(default)s)")
+    p.add_argument("--workers", default="auto",
+                   help="jobs (a claim's seeds) run at once, each in its own process with "
+                        "--threads torch threads; 'auto': one per CPU (default: %(default)s). "
+                        "The numbers do not depend on it")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
     p.set_defaults(func=main, progress=default.progress, force=False, extras=("lab",))

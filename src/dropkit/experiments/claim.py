@@ -9,9 +9,9 @@ disagree cannot read as one clean verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 VERDICTS = ("supported", "partly supported", "not supported")
 
@@ -78,3 +78,60 @@ def disagreement(statements: Sequence[Statement]) -> str:
         return ""
     parts = [f"{v}: {', '.join(ids)}" for v, ids in by_verdict.items()]
     return "The statements disagree (" + "; ".join(parts) + ")."
+
+
+_T = TypeVar("_T")
+
+
+class Settings(Protocol):
+    """A claim's settings: a frozen dataclass whose every field can change a result (sizes,
+    rates, thresholds of the rules); ``quick()`` gives the smoke-test size of the same
+    experiment. `dataclasses.asdict` of it is written into ``results.json`` as the claim's
+    ``config``."""
+
+    def quick(self: _T) -> _T: ...
+
+
+S = TypeVar("S", bound=Settings)
+
+
+@dataclass
+class Judged:
+    """What `ClaimExperiment.judge` returns: the statements (each with its own rule and
+    numbers; the claim's verdict follows from them by `group_verdict`) and the claim's text."""
+
+    statements: list[Statement]
+    criterion: str  # the claim's rule in words (the group rule, and the parts it combines)
+    key_number: str  # one line for the report's summary table
+    numbers: dict[str, Any]  # every measured value (JSON types; per-seed records included)
+    setup: str
+    caveats: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClaimExperiment(Generic[S]):
+    """One claim of the lab as four pure steps, so that a runner can place its jobs anywhere
+    (this process, a process pool, Ray tasks) and get the same numbers.
+
+    - ``measure(settings, seed)``: one seed's measurements. It seeds every random number it
+      draws from ``seed`` (its own generators or ``torch.manual_seed`` at its start), so its
+      result does not depend on what ran before it in the same process.
+    - ``shared(settings, seeds)``: measurements made once, not per seed (a configuration
+      survey, a reference posterior); None when there are none.
+    - ``judge(settings, per_seed, shared)``: statements and numbers from the measurements
+      (``per_seed`` in the order of ``seeds``), no training.
+    - ``figures(settings, per_seed, shared)``: the report's figures, no training.
+    """
+
+    id: str
+    title: str
+    claim: str  # the claim as people make it
+    settings: S  # the full-size settings; ``settings.quick()`` for a smoke test
+    measure: Callable[[S, int], dict[str, Any]]
+    judge: Callable[[S, list[dict[str, Any]], dict[str, Any]], Judged]
+    figures: Callable[[S, list[dict[str, Any]], dict[str, Any]], list[Any]]
+    shared: Callable[[S, tuple[int, ...]], dict[str, Any]] | None = None
+
+    def sized(self, quick: bool) -> S:
+        """The settings of a full run, or of a smoke test when ``quick``."""
+        return self.settings.quick() if quick else self.settings

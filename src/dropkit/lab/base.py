@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dropkit.experiments.claim import VERDICTS, Statement
+from dropkit.experiments.claim import VERDICTS, ClaimExperiment, Judged, Statement, group_verdict
 from dropkit.report.figure import Figure, figure_png  # one home: report/ (layout-checked)
 
-__all__ = ["VERDICTS", "ClaimResult", "Figure", "Judgement", "LabConfig", "Statement",
-           "figure_png", "judge", "mean_se"]
+__all__ = ["VERDICTS", "ClaimExperiment", "ClaimResult", "Figure", "Judged", "Judgement",
+           "LabConfig", "Statement", "assemble", "figure_png", "judge", "mean_se",
+           "run_experiment"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,9 @@ class LabConfig:
     # steps of the transformer claim took 3.0 s with 1 thread, 28 s with 2, on 2 loaded cores).
     threads: int = 1
     progress: bool = True  # each experiment shows a tqdm bar (stderr) with desc=its claim id
+    # jobs (a claim's seeds, its shared part) running at once, each in its own process with
+    # ``threads`` torch threads; 1 runs everything in this process. Results do not depend on it.
+    workers: int = 1
 
 
 @dataclass
@@ -109,3 +115,34 @@ def errorbar(ax: Any, xs: Sequence[float], per_seed: list[list[float]], **kw: An
     """Plot the mean over seeds at each x with error bars of ±2 standard errors."""
     stats = [mean_se([row[i] for row in per_seed]) for i in range(len(xs))]
     ax.errorbar(xs, [m for m, _ in stats], yerr=[2 * e for _, e in stats], capsize=3, **kw)
+
+
+def assemble(exp: ClaimExperiment[Any], cfg: LabConfig, per_seed: list[dict[str, Any]],
+             shared: dict[str, Any], seconds: float) -> ClaimResult:
+    """The `ClaimResult` of ``exp`` from its measurements: judged, drawn, and its settings
+    written as its ``config`` (every field of the settings can change a result)."""
+    settings = exp.sized(cfg.quick)
+    judged = exp.judge(settings, per_seed, shared)
+    figures = exp.figures(settings, per_seed, shared)
+    return ClaimResult(
+        id=exp.id, title=exp.title, claim=exp.claim, setup=judged.setup,
+        verdict=group_verdict(judged.statements), criterion=judged.criterion,
+        key_number=judged.key_number, numbers=judged.numbers, figures=figures,
+        caveats=judged.caveats, config={**dataclasses.asdict(settings), "quick": cfg.quick},
+        seeds=list(cfg.seeds), seconds=seconds, statements=judged.statements)
+
+
+def run_experiment(exp: ClaimExperiment[Any], cfg: LabConfig) -> ClaimResult:
+    """Run ``exp`` here, one seed after another (what `dropkit.lab.runner.run_lab` does with
+    one worker); a progress bar counts the seeds."""
+    from dropkit._progress import progress_bar
+
+    start = time.perf_counter()
+    seeds = check_seeds(cfg)
+    settings = exp.sized(cfg.quick)
+    shared = exp.shared(settings, tuple(seeds)) if exp.shared is not None else {}
+    per_seed = []
+    with progress_bar(seeds, desc=exp.id, enabled=cfg.progress, leave=False) as bar:
+        for seed in bar:
+            per_seed.append(exp.measure(settings, seed))
+    return assemble(exp, cfg, per_seed, shared, time.perf_counter() - start)

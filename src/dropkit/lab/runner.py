@@ -28,14 +28,15 @@ from dropkit._validate import check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.experiments.claim import Statement, group_verdict
-from dropkit.lab.base import VERDICTS, ClaimResult, Figure, LabConfig
+from dropkit.experiments.jobs import JobRunner, Outcome, job_runner
+from dropkit.lab.base import VERDICTS, ClaimExperiment, ClaimResult, Figure, LabConfig, assemble
 
 # the tables live in lab/registry.py (no torch, for a fast `--help`); re-exported here, where
 # callers and tests have always found them
 from dropkit.lab.registry import CLAIMS, GROUPS, STATEMENTS, claim_of, select_claims
 
-__all__ = ["CLAIMS", "GROUPS", "STATEMENTS", "ClaimFailure", "LabRun", "claim_of", "run_lab",
-           "select_claims"]
+__all__ = ["CLAIMS", "GROUPS", "STATEMENTS", "ClaimFailure", "ClaimJob", "LabRun", "claim_of",
+           "run_claim_job", "run_lab", "select_claims"]
 
 #: The fields of a claim written into ``results.json["claims"]`` (figures go to the page;
 #: ``statements`` are written by `statement_record`).
@@ -146,16 +147,95 @@ def environment(threads: int) -> dict[str, Any]:
     return record.environment(threads)
 
 
+@dataclass(frozen=True)
+class ClaimJob:
+    """One job of a claim: its measurements for one ``seed``, its ``shared`` measurements, or
+    (a claim module without an ``EXPERIMENT``) its whole ``run(cfg)``."""
+
+    claim_id: str
+    module: str
+    part: str  # "seed", "shared" or "run"
+    cfg: LabConfig
+    seed: int | None = None
+
+
+def _experiment(module: Any) -> ClaimExperiment[Any] | None:
+    exp = getattr(module, "EXPERIMENT", None)
+    return exp if isinstance(exp, ClaimExperiment) else None
+
+
+def _claim_jobs(claim_id: str, module_name: str, cfg: LabConfig) -> list[ClaimJob]:
+    try:
+        exp = _experiment(importlib.import_module(module_name))
+    except Exception:  # the job raises it again, so the claim is recorded as failed
+        exp = None
+    if exp is None:
+        return [ClaimJob(claim_id, module_name, "run", cfg)]
+    shared = [ClaimJob(claim_id, module_name, "shared", cfg)] if exp.shared is not None else []
+    return shared + [ClaimJob(claim_id, module_name, "seed", cfg, s) for s in cfg.seeds]
+
+
+def run_claim_job(job: ClaimJob) -> Any:
+    """Run one `ClaimJob` (top level, so a worker process or a Ray worker can call it)."""
+    module = importlib.import_module(job.module)
+    exp = _experiment(module)
+    if job.part == "run" or exp is None:
+        return module.run(job.cfg)
+    settings = exp.sized(job.cfg.quick)
+    if job.part == "shared":
+        assert exp.shared is not None
+        return exp.shared(settings, tuple(job.cfg.seeds))
+    assert job.seed is not None
+    return exp.measure(settings, job.seed)
+
+
+def _finish(claim_id: str, flat: Sequence[ClaimJob], outcomes: Sequence[Outcome[Any]],
+            cfg: LabConfig) -> ClaimResult | ClaimFailure:
+    """The claim's result from its finished jobs, or the failure of its first failed job (or
+    of judging it); a failure is printed to stderr as it happens."""
+    seconds = sum(o.seconds for o in outcomes)
+    t0 = time.perf_counter()
+    failed = sorted((o for o in outcomes if o.error is not None), key=lambda o: o.index)
+    try:
+        if failed:
+            first = failed[0]
+            failure = ClaimFailure(claim_id, first.error or "", first.traceback or "", seconds)
+        else:
+            by_index = sorted(outcomes, key=lambda o: o.index)
+            jobs = [flat[o.index] for o in by_index]
+            if jobs[0].part == "run":
+                return _check_result(by_index[0].value, claim_id)
+            exp = _experiment(importlib.import_module(jobs[0].module))
+            assert exp is not None
+            values: list[Any] = [o.value for o in by_index]
+            pairs = list(zip(values, jobs, strict=True))
+            shared: dict[str, Any] = next((v for v, j in pairs if j.part == "shared"), {})
+            per_seed: list[dict[str, Any]] = [v for v, j in pairs if j.part == "seed"]
+            result = assemble(exp, cfg, per_seed, shared, seconds)
+            result = _check_result(result, claim_id)
+            result.seconds = seconds + time.perf_counter() - t0
+            claim_record(result)  # JSON-able now, or this claim fails (not the whole report)
+            return result
+    except Exception as err:  # recorded, printed and reported, never swallowed
+        failure = ClaimFailure(claim_id, f"{type(err).__name__}: {err}", traceback.format_exc(),
+                               seconds + time.perf_counter() - t0)
+    print(f"dropkit lab: claim {claim_id!r} failed:\n{failure.traceback}", file=sys.stderr)
+    return failure
+
+
 def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None,
             out: str | os.PathLike[str] = "lab-report", command: str | None = None,
-            registry: Mapping[str, str] = CLAIMS) -> LabRun:
+            registry: Mapping[str, str] = CLAIMS,
+            jobs_runner: JobRunner | None = None) -> LabRun:
     """Run ``claims`` (default: all of ``registry``, in its order) and write the report.
 
     Writes ``<out>/results.json`` and ``<out>/index.html`` as one set (either both new or
     both old if interrupted; ``dropkit.experiments.record``); ``out`` is checked writable
     before any claim runs. Torch runs with ``cfg.threads``
-    threads; the caller's setting is restored afterwards. A claim that raises is recorded as
-    failed (traceback on stderr and in the report) and the next claim runs.
+    threads; the caller's setting is restored afterwards. A claim's jobs (its seeds, its shared
+    part) run on ``jobs_runner`` (default: ``cfg.workers`` local processes, or this process
+    for one worker); the numbers do not depend on where they ran. A claim whose job raises is
+    recorded as failed (traceback on stderr and in the report) and the other claims run.
     """
     cfg = LabConfig() if cfg is None else cfg
     if not isinstance(cfg, LabConfig):
@@ -171,34 +251,35 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
 
     from dropkit._progress import progress_bar
 
-    results: list[ClaimResult] = []
-    failed: list[ClaimFailure] = []
-    records: list[dict[str, Any]] = []
-    figures: dict[str, list[Figure]] = {}
+    runner = jobs_runner if jobs_runner is not None else job_runner(cfg.workers, cfg.threads)
+    check_positive_int("cfg.workers", cfg.workers)
+    # progress bars inside claims only when they run here; workers' bars would interleave
+    job_cfg = cfg if runner.workers == 1 else dataclasses.replace(cfg, progress=False)
+    plan = [_claim_jobs(claim_id, _module_name(registry[claim_id]), job_cfg) for claim_id in ids]
+    flat = [job for claim_jobs in plan for job in claim_jobs]
+    outcomes: dict[str, list[Outcome[Any]]] = {claim_id: [] for claim_id in ids}
+    done: dict[str, ClaimResult | ClaimFailure] = {}
     previous_threads = torch.get_num_threads()
     started = datetime.now(timezone.utc)
     start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     try:
-        with progress_bar(ids, desc="dropkit lab", unit="claim", enabled=cfg.progress) as bar:
-            for claim_id in bar:
-                bar.set_postfix_str(claim_id)
-                t0 = time.perf_counter()
-                try:
-                    module = importlib.import_module(_module_name(registry[claim_id]))
-                    result = _check_result(module.run(cfg), claim_id)
-                    claim_json = claim_record(result)
-                except Exception as err:  # recorded, printed and reported, never swallowed
-                    tb = traceback.format_exc()
-                    print(f"dropkit lab: claim {claim_id!r} failed:\n{tb}", file=sys.stderr)
-                    failed.append(ClaimFailure(claim_id, f"{type(err).__name__}: {err}", tb,
-                                               time.perf_counter() - t0))
-                    continue
-                results.append(result)
-                records.append(claim_json)
-                figures[claim_id] = list(result.figures)
+        with progress_bar(total=len(flat), desc="dropkit lab", unit="job",
+                          enabled=cfg.progress) as bar:
+            for outcome in runner.run(run_claim_job, flat):
+                job = flat[outcome.index]
+                bar.update(1)
+                bar.set_postfix_str(job.claim_id)
+                outcomes[job.claim_id].append(outcome)
+                if len(outcomes[job.claim_id]) == len(plan[ids.index(job.claim_id)]):
+                    done[job.claim_id] = _finish(job.claim_id, flat, outcomes[job.claim_id],
+                                                 cfg)
     finally:
         torch.set_num_threads(previous_threads)
+    results = [r for c in ids if isinstance(r := done[c], ClaimResult)]
+    failed = [f for c in ids if isinstance(f := done[c], ClaimFailure)]
+    records = [claim_record(r) for r in results]
+    figures = {r.id: list(r.figures) for r in results}
     seconds = time.perf_counter() - start
     document = {
         "claims": records,
