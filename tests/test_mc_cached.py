@@ -205,7 +205,7 @@ def test_unseeded_auto_samples_with_the_timed_choice(monkeypatch: pytest.MonkeyP
     # the timing itself is tested with a fake clock in test_mc_chunking.py; here: the choice it
     # returns is the number of samples every cached pass carries
     from dropkit.mc import chunking
-    monkeypatch.setattr(chunking, "measure", lambda *a: (3, "timed: 3 per pass"))
+    monkeypatch.setattr(chunking, "measure", lambda *a, **kw: (3, "timed: 3 per pass"))
     model, x = M.cnn_bn_head(), torch.randn(4, 1, 8, 8)
     rows: list[int] = []
     model[12].register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))

@@ -40,6 +40,21 @@ def test_measure_keeps_the_fastest_and_spends_at_most_the_samples(
     assert sum(drawn) <= samples
 
 
+@pytest.mark.parametrize(("start", "samples", "best", "tried"), [
+    # from the rule's 8: halves until 2 is 30% slower than the best, then doubles (16 is)
+    (8, 200, 4, "8: 1.60, 4: 1.50, 2: 2.50, 16: 2.50"),
+    # the rule's choice alone spends 33 > 20 samples: nothing else is timed, the rule stands
+    (16, 20, 16, "16: 2.50"),
+])
+def test_measure_starts_at_the_rules_choice(
+        monkeypatch: pytest.MonkeyPatch, start: int, samples: int, best: int, tried: str) -> None:
+    drawn = _fake(monkeypatch)
+    x = check_inputs(torch.zeros(2, 3))
+    k, reason = chunking.measure(nn.Identity(), x, samples, None, chunking._draw, start=start)
+    assert k == best and reason.endswith(f"(ms/sample {tried})")
+    assert sum(drawn) <= max(samples, 2 * start + 1)
+
+
 def test_measure_respects_max_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake(monkeypatch)
     x = check_inputs(torch.zeros(2, 3))

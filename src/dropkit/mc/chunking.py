@@ -1,6 +1,7 @@
 """How many samples one forward pass should carry (1 = a loop, more = stacked rows).
 
-Unseeded ``"auto"`` *measures* a few choices (powers of two up to 64) and keeps the fastest: on
+Unseeded ``"auto"`` *measures* a few choices (the rule's, then halves and doubles of it, up to
+64) and keeps the fastest: on
 a CPU large stacked passes are often slower than small ones (activations above the allocator's
 mmap threshold are page-faulted per op), on a GPU they are usually faster. Seeded ``"auto"``
 uses `rule` instead, because a timed choice changes how masks map to samples and would make the
@@ -48,27 +49,47 @@ def _time(fn: Callable[[], Any], device: torch.device) -> float:
     return best
 
 
+def _up(k: int, top: int) -> int | None:
+    """The next larger choice after ``k``: twice it, or ``top`` last; None past ``top``."""
+    if k * 2 <= top:
+        return k * 2
+    return top if k < top else None
+
+
 def measure(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None,
-            draw: Callable[[int, int], Callable[[], Any]]) -> tuple[int, str]:
+            draw: Callable[[int, int], Callable[[], Any]], start: int = 1) -> tuple[int, str]:
     """Samples per pass with the lowest time per sample; ``draw(k, n)`` returns a function
     drawing ``n`` samples ``k`` per pass (run under a forked RNG: draws nothing).
 
+    Timing starts at ``start`` (the planner passes `rule`'s choice, so a timed call is never
+    left with a choice the rule would beat because the budget ran out below it), then tries
+    halves of it and doubles of it, each direction stopping at a choice 30% slower than the best.
     Timing costs passes: it stops before the samples it has spent on timing (a warm-up and two
     timed draws per choice) would exceed ``samples``, so a call never spends more on choosing
     than on sampling (on a BERT-base batch, timing every choice up to 20 samples per pass cost
-    more than the 20 samples themselves).
+    more than the 20 samples themselves); the first choice is always timed.
     """
     top = cap(x, samples, max_batch)
     timings: dict[int, float] = {}
-    k, spent = 1, 0
+    spent = 0
+
+    def trial(k: int) -> bool:
+        """Time ``k``; True while it is within 30% of the best so far."""
+        nonlocal spent
+        draw(k, 1)()  # warm-up (and the prefix)
+        timings[k] = _time(draw(k, k), x.device) / k
+        spent += 2 * k + 1
+        return timings[k] <= 1.3 * min(timings.values())
+
     with forked_rng(model, 0, x.device):
-        while k <= top and (not timings or spent + 2 * k + 1 <= samples):
-            draw(k, 1)()  # warm-up (and the prefix)
-            timings[k] = _time(draw(k, k), x.device) / k
-            spent += 2 * k + 1
-            if timings[k] > 1.3 * min(timings.values()):
-                break
-            k = k * 2 if k * 2 <= top or k == top else top
+        trial(max(1, min(start, top)))
+        first = next(iter(timings))
+        k: int | None = first // 2
+        while k and spent + 2 * k + 1 <= samples and trial(k):
+            k //= 2
+        k = _up(first, top)
+        while k is not None and spent + 2 * k + 1 <= samples and trial(k):
+            k = _up(k, top)
     best = min(timings, key=timings.__getitem__)
     told = ", ".join(f"{k}: {t * 1e3:.2f}" for k, t in timings.items())
     return best, (f"{best} sample(s) per pass measured fastest on {x.device.type} "

@@ -387,7 +387,8 @@ def _build(entry: _Entry, m: nn.Module, x: ModelInputs, samples: int, key: tuple
                         split_at=split_at, switch_on=switch_on, graph=graph)
             s.draw(1)
             return lambda: s.draw(n)
-        k, timing = chunking.measure(m, x, samples, max_batch, draw)
+        start, _ = chunking.rule(m, x, samples, max_batch)
+        k, timing = chunking.measure(m, x, samples, max_batch, draw, start=start)
     if mech is not None:
         return make("cached", mech, k, f"{why}; {timing}"), graph
     uncached = "loop" if k == 1 else "stacked"
