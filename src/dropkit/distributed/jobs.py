@@ -5,7 +5,8 @@ as `SerialJobs` and `ProcessJobs`.
 Each job runs in a Ray worker with ``threads`` torch threads (and as many Ray CPUs), through
 the same `dropkit.experiments.jobs.timed` as a local run, so a job that raises comes back as an
 `Outcome` with its error and the worker's traceback. A job seeds its own random numbers, so the
-results equal a local run's at the same thread count (tested bitwise: tests/test_distributed_jobs.py).
+results equal a local run's at the same thread count (tested bitwise:
+tests/test_distributed_jobs.py).
 """
 
 from __future__ import annotations
