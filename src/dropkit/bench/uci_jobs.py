@@ -9,7 +9,6 @@ same torch thread count (tested: tests/test_bench_uci_jobs.py).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -56,7 +55,8 @@ def run_uci_jobs(
     for k, run in enumerate(runs):
         if not left[k] and on_dataset_done is not None:  # everything kept from resume
             on_dataset_done(run.result)
-    with contextlib.closing(runner.run(run_group, [job for _, job in flat])) as outcomes:
+    outcomes = runner.run(run_group, [job for _, job in flat])
+    try:
         for outcome in outcomes:
             k, job = flat[outcome.index]
             if outcome.error is not None:
@@ -72,4 +72,8 @@ def run_uci_jobs(
                 on_group_done(datasets[k], result)
             if not left[k] and on_dataset_done is not None:
                 on_dataset_done(result)
+    finally:  # a failed job, an error in a callback or Ctrl-C: the runner cancels the rest
+        close = getattr(outcomes, "close", None)
+        if callable(close):
+            close()
     return [run.result for run in runs]
