@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from dropkit.cli import main
 from dropkit.experiments.jobs import SerialJobs
@@ -41,35 +43,50 @@ def test_jobs_run_in_ray_workers_and_errors_come_back_as_outcomes(ray_cluster) -
     assert runner.details() == {"engine": "ray", "address": "local", "threads": 1}
 
 
-def test_lab_on_ray_equals_serial_bitwise(ray_cluster, tmp_path: Path) -> None:
-    from dropkit.distributed.jobs import RayJobs
+def test_lab_ray_flag_equals_serial_bitwise(ray_cluster, tmp_path: Path, monkeypatch,
+                                            capsys) -> None:
+    """`dropkit lab --ray` on a claim in `ClaimExperiment` form (a shared job and a job per
+    seed): the numbers of `--workers 1`, and results.json says where the jobs ran."""
+    from dropkit.lab import runner as R
 
-    cfg = LabConfig(seeds=(0, 1, 2), threads=1, progress=False)
-    serial = run_lab(cfg, out=tmp_path / "serial", registry=REGISTRY, command="t",
-                     jobs_runner=SerialJobs())
-    ray_run = run_lab(cfg, out=tmp_path / "ray", registry=REGISTRY, command="t",
-                      jobs_runner=RayJobs())
-    assert serial.ok and ray_run.ok
-    doc_s, doc_r = (json.loads(r.json_path.read_text()) for r in (serial, ray_run))
-    assert _claims(doc_r) == _claims(doc_s)
-    # the seeds gave different numbers: equality of three seeds is not one value three times
-    losses = doc_s["claims"][0]["numbers"]["losses"]
-    assert len(set(losses)) == 3
-    assert doc_r["jobs"] == {"runner": "RayJobs", "workers": 2, "engine": "ray",
-                             "address": "local", "threads": 1}
-    assert doc_s["jobs"] == {"runner": "SerialJobs", "workers": 1}
-
-
-def test_real_claim_quick_with_ray_flag_equals_serial(ray_cluster, tmp_path: Path,
-                                                      capsys) -> None:
-    common = ["lab", "--quick", "--claims", "inverted", "--seeds", "0", "--threads", "1",
+    monkeypatch.setitem(R.CLAIMS, "fake-exp", "tests.lab_fake_experiment")
+    common = ["lab", "--claims", "fake-exp", "--seeds", "0,1,2", "--threads", "1",
               "--no-progress"]
     assert main([*common, "--workers", "1", "--out", str(tmp_path / "s")]) == 0
     assert main([*common, "--ray", "--out", str(tmp_path / "r")]) == 0
     doc_s, doc_r = (json.loads((tmp_path / d / "results.json").read_text()) for d in "sr")
     assert _claims(doc_r) == _claims(doc_s)
-    assert doc_r["jobs"]["engine"] == "ray" and doc_r["lab_config"]["workers"] == 2
-    assert " --ray" in doc_r["command"] and "--workers" not in doc_r["command"]
+    # the seeds gave different numbers: equality of three seeds is not one value three times
+    assert len(set(doc_s["claims"][0]["numbers"]["losses"])) == 3
+    assert doc_r["jobs"] == {"runner": "RayJobs", "workers": 2, "engine": "ray",
+                             "address": "local", "threads": 1}
+    assert doc_s["jobs"] == {"runner": "SerialJobs", "workers": 1}
+    assert doc_r["lab_config"]["workers"] == 2
+    assert " --ray " in doc_r["command"] and "--workers" not in doc_r["command"]
+
+
+def test_real_claim_quick_on_ray_equals_serial(ray_cluster, tmp_path: Path) -> None:
+    """The inverted claim at quick size, run here and on Ray at the same time (each run
+    takes ~12 s on a loaded 2-core machine): the same numbers."""
+    from dropkit.distributed.jobs import RayJobs
+
+    cfg = LabConfig(quick=True, seeds=(0,), threads=1, progress=False)
+    before = torch.get_num_threads()
+    # both runs set 1 thread and restore what they found: 1 here, so neither run's restore
+    # can change the other's thread count mid-run
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            remote = pool.submit(run_lab, cfg, claims=["inverted"], out=tmp_path / "r",
+                                 command="t", jobs_runner=RayJobs())
+            serial = run_lab(cfg, claims=["inverted"], out=tmp_path / "s", command="t",
+                             jobs_runner=SerialJobs())
+            ray_run = remote.result()
+    finally:
+        torch.set_num_threads(before)
+    assert serial.ok and ray_run.ok
+    assert _claims(ray_run.document) == _claims(serial.document)
+    assert ray_run.document["jobs"]["runner"] == "RayJobs"
 
 
 def test_ray_with_workers_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
