@@ -38,3 +38,14 @@ def _lab_figures_are_laid_out_cleanly(request: pytest.FixtureRequest) -> Iterato
         logger.removeHandler(handler)
     if handler.messages:
         pytest.fail("figure layout problems:\n" + "\n".join(handler.messages))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """One local 2-CPU Ray cluster for the whole test session (starting one takes ~8 s), shut
+    down at its end. Its workers start in the current folder, which Ray puts on their path, so
+    test modules such as ``tests.lab_fake_descent`` import there."""
+    ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'dropkit[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -34,6 +34,12 @@ SRC = Path(__file__).resolve().parents[1] / "src"
      "dropkit active needs scikit-learn, which is not installed: pip install 'dropkit[lab]'"),
     (["score", "--model", "m:f", "--data", "x.npy", "--ray"], "ray",
      "dropkit score needs ray, which is not installed: pip install 'dropkit[ray]'"),
+    (["lab", "--quick", "--ray"], "ray",
+     "dropkit lab needs ray, which is not installed: pip install 'dropkit[ray]'"),
+    (["active", "--quick", "--ray", "ray://head:10001"], "ray",
+     "dropkit active needs ray, which is not installed: pip install 'dropkit[ray]'"),
+    (["bench", "uci", "--out", "o", "--ray"], "ray",
+     "dropkit bench uci needs ray, which is not installed: pip install 'dropkit[ray]'"),
 ])
 def test_missing_extra_is_one_line_and_exit_2(argv, hidden, line, tmp_path, monkeypatch,
                                               capsys):

@@ -12,11 +12,10 @@ from dropkit.active import score_pool, top_k
 ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'dropkit[ray]')")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+@pytest.fixture()
+def cluster(ray_cluster):
+    """The session's local cluster (tests/conftest.py)."""
+    return ray_cluster
 
 
 def _model(seed: int = 0) -> nn.Module:

@@ -26,7 +26,7 @@ from dropkit.active.measures import (
     score,
     variation_ratio,
 )
-from dropkit.active.scoring import COLUMNS, PoolScores, score_pool
+from dropkit.active.scoring import COLUMNS, LocalScorer, PoolScorer, PoolScores, score_pool
 from dropkit.active.selection import SELECTIONS, select, top_k
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "ActiveConfig",
     "ActiveLearner",
     "ActiveResult",
+    "LocalScorer",
+    "PoolScorer",
     "PoolScores",
     "Round",
     "acquire",

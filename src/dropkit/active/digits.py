@@ -19,7 +19,7 @@ import torch
 
 from dropkit._progress import progress_bar
 from dropkit.active.learner import ACQUISITIONS, ActiveConfig, ActiveLearner, lookup
-from dropkit.active.scoring import derive_seed
+from dropkit.active.scoring import PoolScorer, derive_seed
 from dropkit.errors import DropkitValueError, expected
 
 #: The comparison of the ICML 2017 paper, plus BatchBALD.
@@ -70,10 +70,22 @@ def _balanced_initial(y: torch.Tensor, per_class: int, seed: int) -> torch.Tenso
     return torch.cat([idx[torch.randperm(len(idx), generator=g)[:per_class]] for idx in picks])
 
 
-def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, object]:
-    """Run every acquisition x seed; return curves (labels vs accuracy/NLL) and per-run rounds."""
+def model(cfg: DigitsConfig) -> torch.nn.Module:
+    """The 64-hidden-hidden-10 dropout MLP the experiment trains (untrained; a `RayScorer`
+    can start from it, each round's fitted model is shipped to it)."""
+    from dropkit.lab.train import mlp
+
+    return mlp(64, [cfg.hidden, cfg.hidden], 10, p=cfg.p)
+
+
+def run_digits(cfg: DigitsConfig, *, progress: bool = True,
+               scorer: PoolScorer | None = None) -> dict[str, object]:
+    """Run every acquisition x seed; return curves (labels vs accuracy/NLL) and per-run rounds.
+
+    ``scorer`` scores the pool each round (default: here; a `dropkit.distributed.RayScorer`
+    on Ray, with the same selections)."""
     from dropkit.datasets.digits import load_digits
-    from dropkit.lab.train import TrainConfig, mlp, train
+    from dropkit.lab.train import TrainConfig, train
 
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -83,9 +95,9 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, object]
 
         def fit(xl: torch.Tensor, yl: torch.Tensor, seed: int) -> torch.nn.Module:
             torch.manual_seed(seed)
-            model = mlp(64, [cfg.hidden, cfg.hidden], 10, p=cfg.p)
+            net = model(cfg)
             epochs = max(1, math.ceil(cfg.steps / math.ceil(len(yl) / 32)))
-            return train(model, xl, yl, TrainConfig(epochs=epochs, lr=1e-3, batch_size=32,
+            return train(net, xl, yl, TrainConfig(epochs=epochs, lr=1e-3, batch_size=32,
                                                     weight_decay=1e-4, seed=seed))
 
         runs: list[dict[str, object]] = []
@@ -98,7 +110,7 @@ def run_digits(cfg: DigitsConfig, *, progress: bool = True) -> dict[str, object]
                                   candidates=max(100, cfg.batch_size))
             res = ActiveLearner(fit, x, lookup(y), initial=_balanced_initial(
                 y, cfg.initial // 10, seed), x_test=xt, y_test=yt, config=config,
-                progress=False).run()
+                progress=False, scorer=scorer).run()
             runs.append({"acquisition": acq, "seed": seed, "seconds": time.perf_counter() - t0,
                          **res.to_dict()})
     finally:

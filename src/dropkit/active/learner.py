@@ -20,7 +20,7 @@ from dropkit._progress import progress_bar
 from dropkit._validate import check_choice, check_positive_int, check_tensor
 from dropkit.active.batchbald import batchbald
 from dropkit.active.measures import MEASURES
-from dropkit.active.scoring import derive_seed, score_pool
+from dropkit.active.scoring import LocalScorer, PoolScorer, derive_seed
 from dropkit.active.selection import SELECTIONS, select
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 from dropkit.mc.mcdropout import MCDropout
@@ -98,11 +98,14 @@ class ActiveResult:
 
 
 def acquire(model: nn.Module, x_pool: torch.Tensor, config: ActiveConfig, *, seed: int,
-            from_logits: bool = True) -> torch.Tensor:
-    """Pool row indices ``(batch_size,)`` to label next, chosen from a trained ``model``."""
+            from_logits: bool = True, scorer: PoolScorer | None = None) -> torch.Tensor:
+    """Pool row indices ``(batch_size,)`` to label next, chosen from a trained ``model``;
+    the pool is scored by ``scorer`` (default: `LocalScorer`, this process)."""
     k = min(config.batch_size, x_pool.shape[0])
-    scores = score_pool(model, x_pool, samples=config.samples, seed=derive_seed(seed, 0),
-                        chunk=config.chunk, from_logits=from_logits)
+    scorer = scorer if scorer is not None else LocalScorer()
+    scores = scorer.score_model(model, x_pool, samples=config.samples,
+                                seed=derive_seed(seed, 0), chunk=config.chunk,
+                                from_logits=from_logits)
     if config.acquisition != "batchbald":
         return select(scores[config.acquisition], k, selection=config.selection,
                       beta=config.beta, generator=torch.Generator().manual_seed(
@@ -134,15 +137,22 @@ class ActiveLearner:
         initial: pool indices labelled before the first round.
         x_test, y_test: where accuracy and NLL of the MC dropout predictive are measured.
         config: `ActiveConfig`. progress: a tqdm bar per round (TQDM_DISABLE=1 turns it off).
+        scorer: scores the pool each round (a `dropkit.active.PoolScorer`): default
+            `LocalScorer` (this process); a `dropkit.distributed.RayScorer` scores on a Ray
+            cluster and selects the same points (bitwise on CPU at the same thread count).
     """
 
     def __init__(self, fit: FitFn, x_pool: torch.Tensor, oracle: Oracle, *,
                  initial: Sequence[int] | torch.Tensor, x_test: torch.Tensor,
                  y_test: torch.Tensor, config: ActiveConfig | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, scorer: PoolScorer | None = None) -> None:
         if not callable(fit) or not callable(oracle):
             raise DropkitTypeError(expected("fit and oracle", "callables",
                                             f"{type(fit).__name__}, {type(oracle).__name__}"))
+        if scorer is not None and not callable(getattr(scorer, "score_model", None)):
+            raise DropkitTypeError(expected("scorer", "a PoolScorer (LocalScorer, RayScorer)",
+                                            type(scorer).__name__))
+        self.scorer = scorer if scorer is not None else LocalScorer()
         self.fit, self.oracle = fit, oracle
         self.x_pool = check_tensor("x_pool", x_pool)
         self.initial = torch.as_tensor(initial, dtype=torch.int64).flatten()
@@ -189,7 +199,7 @@ class ActiveLearner:
             remaining = unlabelled.nonzero().squeeze(1)  # pool indices still unlabelled
             step = ActiveConfig(**{**asdict(cfg), "batch_size": min(cfg.batch_size, left)})
             chosen = remaining[acquire(model, self.x_pool[remaining], step,
-                                       seed=derive_seed(cfg.seed, r, 2))]
+                                       seed=derive_seed(cfg.seed, r, 2), scorer=self.scorer)]
             unlabelled[chosen] = False
             labelled += chosen.tolist()
             labels = torch.cat([labels, self.oracle(chosen)])

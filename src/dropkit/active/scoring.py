@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -79,3 +80,22 @@ def score_pool(model: nn.Module, x: torch.Tensor, *, samples: int = 20, seed: in
                                  enabled=progress)]
     columns = {name: torch.cat([p[name] for p in parts]) for name in COLUMNS}
     return PoolScores(columns, samples, seed, chunk)
+
+
+class PoolScorer(Protocol):
+    """What `dropkit.active.ActiveLearner` scores its pool with each round: ``model``'s
+    `COLUMNS` for every row of ``x``, ``{name: (N,)}``, equal to `score_pool`'s (so the
+    learner selects the same points wherever the scoring ran). `LocalScorer` scores here;
+    `dropkit.distributed.RayScorer` on a Ray cluster."""
+
+    def score_model(self, model: nn.Module, x: torch.Tensor, *, samples: int, seed: int,
+                    chunk: int, from_logits: bool = True) -> dict[str, torch.Tensor]: ...
+
+
+class LocalScorer:
+    """`PoolScorer` in this process: `score_pool` (the learner's default)."""
+
+    def score_model(self, model: nn.Module, x: torch.Tensor, *, samples: int, seed: int,
+                    chunk: int, from_logits: bool = True) -> dict[str, torch.Tensor]:
+        return score_pool(model, x, samples=samples, seed=seed, chunk=chunk,
+                          from_logits=from_logits).columns

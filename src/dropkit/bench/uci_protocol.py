@@ -29,7 +29,8 @@ from dropkit.bench.uci_config import UCIConfig
 from dropkit.datasets.uci import UCIDataset
 from dropkit.errors import DropkitValueError, expected
 
-__all__ = ["UCIResult", "UCISplitResult", "check_protocol", "run_uci", "standard_error"]
+__all__ = ["GroupJob", "GroupResult", "UCIResult", "UCIRun", "UCISplitResult", "check_protocol",
+           "plan_uci", "run_group", "run_uci", "standard_error"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,140 @@ def check_protocol(dataset: UCIDataset, config: UCIConfig,
     return chosen
 
 
+@dataclass(frozen=True)
+class GroupJob:
+    """One independent job of the benchmark: group number ``g`` (the splits ``group``) of one
+    data set, with everything needed to run it anywhere (a worker process, a Ray task); its
+    seeds come from ``g`` alone (`run_uci`), so where it runs does not change its numbers."""
+
+    dataset: UCIDataset
+    config: UCIConfig
+    g: int
+    group: tuple[int, ...]
+    grid: tuple[tuple[float, float], ...]
+    n_hidden: int
+    epochs: int
+    dtype: torch.dtype
+    backend: str  # resolved once per data set: "native" or "torch"
+    progress: bool = False
+
+
+@dataclass
+class GroupResult:
+    """A finished `GroupJob`: its splits' results and the time of its two phases."""
+
+    splits: list[UCISplitResult]
+    grid_s: float
+    retrain_s: float
+
+
+def run_group(job: GroupJob) -> GroupResult:
+    """Grid search, then retraining of the chosen (p, tau), for the splits of one group
+    (top level, so a worker process or a Ray worker can run it)."""
+    dataset, config, group, grid = job.dataset, job.config, job.group, job.grid
+    label = f"{dataset.name} splits {group[0]}..{group[-1]}"
+    t0 = time.perf_counter()
+    nets = _Nets(n_hidden=job.n_hidden)
+    for i in group:
+        X_tr, y_tr, _, _ = dataset.split(i)
+        n_sub = int(config.train_fraction * X_tr.shape[0])
+        for p, tau in grid:
+            nets.add(X_tr[:n_sub], y_tr[:n_sub], X_tr[n_sub:], y_tr[n_sub:], p, tau)
+    _, val_ll, _ = nets.run(config, job.epochs, config.seed + 1000 * job.g, job.dtype,
+                            f"{label}: grid" if job.progress else None, job.backend)
+    val_ll = val_ll.reshape(len(group), len(grid))
+    best = val_ll.argmax(1)  # first maximum, like the strict `>` of experiment.py
+    t1 = time.perf_counter()
+    final = _Nets(n_hidden=job.n_hidden)
+    for i, b in zip(group, best, strict=True):
+        X_tr, y_tr, X_te, y_te = dataset.split(i)
+        final.add(X_tr, y_tr, X_te, y_te, *grid[b])
+    rmse, ll, rmse_std = final.run(config, job.epochs, config.seed + 1000 * job.g + 1,
+                                   job.dtype, f"{label}: retrain" if job.progress else None,
+                                   job.backend)
+    t2 = time.perf_counter()
+    if not (np.isfinite(rmse).all() and np.isfinite(ll).all()):
+        # valid data and settings, but training diverged (e.g. a huge lr): say so rather
+        # than write NaN into the table
+        raise DropkitValueError(
+            f"{label}: the retrained networks gave non-finite test metrics (RMSE "
+            f"{rmse.tolist()}, LL {ll.tolist()}); training diverged. Try a smaller lr.")
+    splits = []
+    for j, i in enumerate(group):
+        p, tau = grid[best[j]]
+        splits.append(UCISplitResult(
+            split=i, p=p, tau=tau, rmse=float(rmse[j]), ll=float(ll[j]),
+            rmse_standard=float(rmse_std[j]), val_ll=tuple(float(v) for v in val_ll[j]),
+        ))
+    return GroupResult(splits, t1 - t0, t2 - t1)
+
+
+@dataclass
+class UCIRun:
+    """A data set's run in progress: its result so far, the jobs still to run, and the groups
+    finished (kept from ``resume`` or done since), by group number."""
+
+    result: UCIResult
+    jobs: list[GroupJob]
+    groups: dict[int, list[UCISplitResult]]
+    start: float  # perf_counter at the start, less the resumed run's wall time
+
+    def add(self, job: GroupJob, out: GroupResult) -> UCIResult:
+        """Record a finished job (in any order); the result keeps its splits in group order."""
+        self.groups[job.g] = out.splits
+        self.result.splits = [s for g in sorted(self.groups) for s in self.groups[g]]
+        self.result.phase_s["grid"] += out.grid_s
+        self.result.phase_s["retrain"] += out.retrain_s
+        self.result.wall_s = time.perf_counter() - self.start
+        return self.result
+
+
+def plan_uci(
+    dataset: UCIDataset,
+    config: UCIConfig | None = None,
+    *,
+    splits: Sequence[int] | None = None,
+    splits_per_batch: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+    resume: UCIResult | None = None,
+) -> UCIRun:
+    """`run_uci`'s plan: its checks, and one `GroupJob` per group of splits not in
+    ``resume`` (the arguments as in `run_uci`)."""
+    config = config if config is not None else UCIConfig()
+    if splits_per_batch is not None:
+        config = dataclasses.replace(config, splits_per_batch=splits_per_batch)
+    chosen = check_protocol(dataset, config, splits)
+    rates = config.dropout_rates or dataset.dropout_rates
+    taus = config.tau_values or dataset.tau_values
+    grid = tuple((float(p), float(t)) for p in rates for t in taus)
+    n_hidden = config.n_hidden or dataset.n_hidden
+    epochs = config.total_epochs(dataset.n_epochs)
+    per = config.splits_per_batch or len(chosen)
+    # decided once, so an "auto" run never mixes backends
+    native = resolve_backend(config.backend, dtype, dataset.X.shape[1], n_hidden) is not None
+    backend = "native" if native else "torch"
+    result = UCIResult(dataset=dataset.name, config=config, epochs=epochs, grid=grid,
+                       backend=backend)
+    result.phase_s = {"grid": 0.0, "retrain": 0.0}
+    done: dict[int, UCISplitResult] = {}
+    if resume is not None:
+        _check_resume(resume, result)
+        done = {s.split: s for s in resume.splits}
+        result.phase_s = dict(resume.phase_s)
+    start = time.perf_counter() - (resume.wall_s if resume is not None else 0.0)
+    run = UCIRun(result, [], {}, start)
+    for g, first in enumerate(range(0, len(chosen), per)):
+        group = tuple(chosen[first : first + per])
+        if all(i in done for i in group):  # finished before the interruption: kept as it was
+            run.groups[g] = [done[i] for i in group]
+        else:
+            run.jobs.append(GroupJob(dataset, config, g, group, grid, n_hidden, epochs, dtype,
+                                     backend, progress))
+    result.splits = [s for g in sorted(run.groups) for s in run.groups[g]]
+    return run
+
+
 def run_uci(
     dataset: UCIDataset,
     config: UCIConfig | None = None,
@@ -244,70 +379,14 @@ def run_uci(
     written with ``to_dict`` and read back with ``from_dict``): its groups are kept as they are
     and the others computed, which gives the same numbers, bit for bit, as a run that was never
     interrupted. It must come from the same data set, config and backend.
+
+    The groups run here, one after another; `dropkit.bench.uci_jobs.run_uci_jobs` runs them
+    (of several data sets) as independent jobs elsewhere, with the same numbers.
     """
-    config = config if config is not None else UCIConfig()
-    if splits_per_batch is not None:
-        config = dataclasses.replace(config, splits_per_batch=splits_per_batch)
-    chosen = check_protocol(dataset, config, splits)
-    rates = config.dropout_rates or dataset.dropout_rates
-    taus = config.tau_values or dataset.tau_values
-    grid = tuple((float(p), float(t)) for p in rates for t in taus)
-    n_hidden = config.n_hidden or dataset.n_hidden
-    epochs = config.total_epochs(dataset.n_epochs)
-    per = config.splits_per_batch or len(chosen)
-    # decided once, so an "auto" run never mixes backends
-    native = resolve_backend(config.backend, dtype, dataset.X.shape[1], n_hidden) is not None
-    backend = "native" if native else "torch"
-    result = UCIResult(dataset=dataset.name, config=config, epochs=epochs, grid=grid,
-                       backend=backend)
-    result.phase_s = {"grid": 0.0, "retrain": 0.0}
-    done: dict[int, UCISplitResult] = {}
-    if resume is not None:
-        _check_resume(resume, result)
-        done = {s.split: s for s in resume.splits}
-        result.phase_s = dict(resume.phase_s)
-    start = time.perf_counter() - (resume.wall_s if resume is not None else 0.0)
-    for g, first in enumerate(range(0, len(chosen), per)):
-        group = chosen[first : first + per]
-        if all(i in done for i in group):  # finished before the interruption: kept as it was
-            result.splits.extend(done[i] for i in group)
-            continue
-        label = f"{dataset.name} splits {group[0]}..{group[-1]}"
-        t0 = time.perf_counter()
-        nets = _Nets(n_hidden=n_hidden)
-        for i in group:
-            X_tr, y_tr, _, _ = dataset.split(i)
-            n_sub = int(config.train_fraction * X_tr.shape[0])
-            for p, tau in grid:
-                nets.add(X_tr[:n_sub], y_tr[:n_sub], X_tr[n_sub:], y_tr[n_sub:], p, tau)
-        _, val_ll, _ = nets.run(config, epochs, config.seed + 1000 * g, dtype,
-                                f"{label}: grid" if progress else None, backend)
-        val_ll = val_ll.reshape(len(group), len(grid))
-        best = val_ll.argmax(1)  # first maximum, like the strict `>` of experiment.py
-        t1 = time.perf_counter()
-        final = _Nets(n_hidden=n_hidden)
-        for i, b in zip(group, best, strict=True):
-            X_tr, y_tr, X_te, y_te = dataset.split(i)
-            final.add(X_tr, y_tr, X_te, y_te, *grid[b])
-        rmse, ll, rmse_std = final.run(config, epochs, config.seed + 1000 * g + 1, dtype,
-                                       f"{label}: retrain" if progress else None, backend)
-        t2 = time.perf_counter()
-        if not (np.isfinite(rmse).all() and np.isfinite(ll).all()):
-            # valid data and settings, but training diverged (e.g. a huge lr): say so rather
-            # than write NaN into the table
-            raise DropkitValueError(
-                f"{label}: the retrained networks gave non-finite test metrics (RMSE "
-                f"{rmse.tolist()}, LL {ll.tolist()}); training diverged. Try a smaller lr.")
-        result.phase_s["grid"] += t1 - t0
-        result.phase_s["retrain"] += t2 - t1
-        for j, i in enumerate(group):
-            p, tau = grid[best[j]]
-            result.splits.append(UCISplitResult(
-                split=i, p=p, tau=tau, rmse=float(rmse[j]), ll=float(ll[j]),
-                rmse_standard=float(rmse_std[j]),
-                val_ll=tuple(float(v) for v in val_ll[j]),
-            ))
-        result.wall_s = time.perf_counter() - start
+    run = plan_uci(dataset, config, splits=splits, splits_per_batch=splits_per_batch,
+                   dtype=dtype, progress=progress, resume=resume)
+    for job in run.jobs:
+        result = run.add(job, run_group(job))
         if on_group_done is not None:
             on_group_done(result)
-    return result
+    return run.result

@@ -33,7 +33,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a smoke run in seconds (one seed, "
                    "3 rounds, small model): checks the pipeline, not the claim")
     p.add_argument("--out", default="active-results", help="output directory")
-    p.set_defaults(func=run, extras=("lab",))
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="score the pool each round on Ray (an actor per CPU of the cluster): "
+                   "alone for a local cluster, or a cluster address; the same selections")
+    p.set_defaults(func=run, extras=_extras)
+
+
+def _extras(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("lab", "ray") if args.ray is not None else ("lab",)
+
+
+def ray_scorer(cfg: Any, address: str | None) -> Any:  # RayScorer, imported lazily
+    """A `RayScorer` with one actor (one torch thread, like the run here) per cluster CPU."""
+    from dropkit.active.digits import model
+    from dropkit.distributed import RayScorer
+    from dropkit.distributed._ray import connect
+
+    cpus = int(connect(address).cluster_resources().get("CPU", 1))
+    return RayScorer(model(cfg), samples=cfg.samples, address=address, workers=max(1, cpus),
+                     threads=cfg.threads)
 
 
 def config(args: argparse.Namespace) -> Any:  # DigitsConfig, imported lazily
@@ -70,11 +88,20 @@ def run(args: argparse.Namespace) -> int:
 
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    result = run_digits(cfg, progress=args.progress)
+    scorer = ray_scorer(cfg, args.ray or None) if args.ray is not None else None
+    try:
+        result = run_digits(cfg, progress=args.progress, scorer=scorer)
+    finally:
+        if scorer is not None:
+            scorer.close()
     seconds = time.perf_counter() - t0
     doc, figures = document(result, command="dropkit " + " ".join(sys.argv[2:]),
                             started=started, seconds=seconds,
                             environment=environment(cfg.threads))
+    # where the pool was scored (the selections do not depend on it)
+    doc["scoring"] = ({"engine": "local"} if scorer is None else
+                      {"engine": "ray", "address": args.ray or "local",
+                       "workers": scorer.workers, "threads": scorer.threads})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1))

@@ -11,7 +11,6 @@ interrupted run leaves the previous set untouched.
 from __future__ import annotations
 
 import argparse
-import functools
 import shlex
 import sys
 from dataclasses import dataclass
@@ -53,11 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     uci.add_argument("--backend", default=None,  # checked by UCIConfig, which lists the values
                      help="UCIConfig.backend: native (fused C kernels), torch (torch ops) or "
                           "auto (native where a C compiler builds it; the default)")
+    uci.add_argument("--workers", type=int, default=None,
+                     help="run the independent jobs (data set x group of splits) in this many "
+                          "local processes, each with --threads torch threads (default 1: "
+                          "here); the numbers do not depend on it")
+    uci.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run the jobs as Ray tasks: alone for a local cluster, or a cluster "
+                          "address ('auto', 'ray://head:10001'); one job per --threads CPUs "
+                          "(not with --workers); the numbers do not depend on it")
     uci.add_argument("--resume", action="store_true",
                      help="keep what an interrupted run with the same settings finished "
                           "(OUT/uci.checkpoint/) and compute the rest: the same table, bit "
                           "for bit, as an uninterrupted run")
-    uci.set_defaults(func=main)
+    uci.set_defaults(func=main, extras=_extras)
+
+
+def _extras(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("ray",) if args.ray is not None else ()
 
 
 @dataclass
@@ -96,26 +107,35 @@ def main(args: argparse.Namespace) -> int:
         return 2
     import torch
 
-    from dropkit.bench.uci_protocol import run_uci
+    from dropkit.bench.uci_jobs import run_uci_jobs
     from dropkit.bench.uci_report import write_report
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    results = []
     progress = getattr(args, "progress", True)  # False with --no-progress, --quiet, TQDM_DISABLE
     try:
-        for dataset in plan.datasets:
-            partial = plan.resume.get(dataset.name)
-            results.append(run_uci(
-                dataset, plan.config, dtype=plan.dtype, progress=progress, resume=partial,
-                on_group_done=functools.partial(plan.checkpoints.save, dataset)))
-            print(f"{dataset.name}: done", file=sys.stderr)
+        results = run_uci_jobs(
+            plan.datasets, plan.config, dtype=plan.dtype, resume=plan.resume,
+            on_group_done=plan.checkpoints.save, jobs_runner=_runner(args), progress=progress,
+            on_dataset_done=lambda r: print(f"{r.dataset}: done", file=sys.stderr))
         write_report(results, plan.out, command=plan.command)
     except DropkitError as err:
         print(f"dropkit bench uci: {err}", file=sys.stderr)
         return 2
     print((plan.out / "uci.md").read_text())
     return 0
+
+
+def _runner(args: argparse.Namespace) -> Any:  # a JobRunner, imported lazily
+    """Where the jobs run: Ray tasks (--ray), local processes (--workers N), or here."""
+    threads = args.threads or 1
+    if args.ray is not None:
+        from dropkit.distributed.jobs import RayJobs
+
+        return RayJobs(args.ray or None, threads=threads)
+    from dropkit.experiments.jobs import job_runner
+
+    return job_runner(args.workers or 1, threads)
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
@@ -129,6 +149,12 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
     if args.threads is not None and args.threads < 1:
         raise DropkitValueError(expected("--threads", "a positive integer", args.threads))
+    if args.workers is not None and args.workers < 1:
+        raise DropkitValueError(expected("--workers", "a positive integer", args.workers))
+    if args.workers is not None and args.ray is not None:
+        raise DropkitValueError(expected("--workers", "no --workers with --ray (Ray runs one "
+                                         "job per --threads CPUs of its cluster)",
+                                         args.workers))
     try:
         config = _config(args)
     except DropkitError as err:

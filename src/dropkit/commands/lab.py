@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shlex
 import sys
@@ -48,10 +49,10 @@ def _threads(text: str) -> int:
     return n
 
 
-def _workers(text: str, threads: int) -> int:
+def _workers(text: str | None, threads: int) -> int:
     """``--workers``: a positive integer, or ``auto`` (one per CPU this process may use, each
-    with ``--threads`` torch threads)."""
-    if text == "auto":
+    with ``--threads`` torch threads; also when not given)."""
+    if text is None or text == "auto":
         from dropkit.experiments.jobs import available_cpus
 
         return max(1, available_cpus() // threads)
@@ -82,7 +83,10 @@ def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out (what results.json records)."""
     parts = ["dropkit", "lab"] + (["--quick"] if args.quick else [])
     parts += ["--out", args.out, "--seeds", args.seeds, "--threads", args.threads]
-    parts += ["--workers", args.workers]
+    if args.ray is not None:  # the jobs ran on Ray: its address (empty: a local cluster)
+        parts += ["--ray", args.ray] if args.ray else ["--ray"]
+    else:
+        parts += ["--workers", args.workers if args.workers is not None else "auto"]
     parts += ["--claims", args.claims] if args.claims is not None else []
     parts += [] if args.progress else ["--no-progress"]
     parts += ["--force"] if args.force else []
@@ -116,15 +120,27 @@ def summary_table(run: LabRun) -> str:
 
 def main(args: argparse.Namespace) -> int:
     threads = _threads(args.threads)
+    if args.ray is not None and args.workers is not None:
+        raise DropkitValueError(expected(
+            "--workers", "no --workers with --ray (Ray runs one job per --threads CPUs of its "
+            "cluster)", repr(args.workers)))
+    workers = _workers(args.workers, threads) if args.ray is None else 1
     cfg = LabConfig(quick=args.quick, seeds=seeds_flag(args.seeds), threads=threads,
-                    progress=args.progress, workers=_workers(args.workers, threads))
+                    progress=args.progress, workers=workers)
     # `--claims ''` is a mistake, not "all claims": only a missing flag means all
     claims = _ids(args.claims) if args.claims is not None else None
     check_not_a_report(args.out, args.force)  # before any claim runs
     record.check_output_dir(args.out, "--out")
     from dropkit.lab.runner import run_lab  # imports torch: only once the arguments are checked
 
-    run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args))
+    runner = None
+    if args.ray is not None:
+        from dropkit.distributed.jobs import RayJobs
+
+        runner = RayJobs(args.ray or None, threads=threads)
+        cfg = dataclasses.replace(cfg, workers=runner.workers)  # connects: the cluster's CPUs
+    run = run_lab(cfg, claims=claims, out=args.out, command=command_line(args),
+                  jobs_runner=runner)
     print(summary_table(run))
     print(machine_line(run.document))
     print(f"\nReport: {run.html_path.resolve()}\nNumbers: {run.json_path.resolve()}\n"
@@ -159,10 +175,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--threads", default=str(default.threads),
                    help="torch threads (default: %(default)s)")
-    p.add_argument("--workers", default="auto",
+    p.add_argument("--workers", default=None,
                    help="jobs (a claim's seeds) run at once, each in its own process with "
-                        "--threads torch threads; 'auto': one per CPU (default: %(default)s). "
+                        "--threads torch threads; 'auto': one per CPU (the default). "
                         "The numbers do not depend on it")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the jobs as Ray tasks: alone for a local cluster, or a cluster "
+                        "address ('auto', 'ray://head:10001'); one job per --threads CPUs of "
+                        "the cluster (not with --workers). The numbers do not depend on it")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bars")
-    p.set_defaults(func=main, progress=default.progress, force=False, extras=("lab",))
+    p.set_defaults(func=main, progress=default.progress, force=False, extras=_extras)
+
+
+def _extras(args: argparse.Namespace) -> tuple[str, ...]:
+    """The lab's extra, and Ray's with --ray (checked before any work)."""
+    return ("lab", "ray") if args.ray is not None else ("lab",)

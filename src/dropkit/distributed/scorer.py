@@ -43,6 +43,9 @@ class _Worker:
     def update(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
 
+    def replace(self, model: nn.Module) -> None:
+        self.model = model
+
     def identity(self) -> tuple[int, int]:
         """(process id, id of the held model): unchanged while the actor and model live."""
         return os.getpid(), id(self.model)
@@ -130,7 +133,34 @@ class RayScorer:
         seed = check_positive_int("seed", seed, minimum=0)
         measure = check_choice("measure", measure, COLUMNS[:-1])
         k = check_positive_int("k", k)
-        chunks = iter_chunks(data, self.chunk)
+        parts = self._score_chunks(data, self.chunk, dict(
+            samples=self.samples, seed=seed, from_logits=self.from_logits,
+            strategy=self.strategy))
+        return _collect(parts, measure, k)
+
+    def score_model(self, model: nn.Module, x: torch.Tensor, *, samples: int, seed: int,
+                    chunk: int, from_logits: bool = True) -> dict[str, torch.Tensor]:
+        """`dropkit.active.PoolScorer` for `dropkit.active.ActiveLearner`: ``model``'s
+        columns of the pool ``x``, as `dropkit.active.score_pool` gives them (bitwise on CPU
+        at the actors' thread count). A ``model`` other than the one held (retrained each
+        round) is shipped to the actors first; the actors themselves are kept."""
+        if model is not self.model:  # a new model each round: shipped whole (weights and
+            # train/eval flags), one pickled copy fetched once by each actor
+            self.model = check_model(model)
+            if self._actors:
+                ray = connect(self.address)
+                ref = ray.put(self.model)
+                ray.get([a.replace.remote(ref) for a in self._actors])
+        seed = check_positive_int("seed", seed, minimum=0)
+        parts = self._score_chunks(x, check_positive_int("chunk", chunk), dict(
+            samples=check_positive_int("samples", samples), seed=seed,
+            from_logits=from_logits, strategy=self.strategy))
+        return _collect(parts, "bald", 1).columns
+
+    def _score_chunks(self, data: Any, chunk: int,
+                      kw: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+        """Every chunk of ``data`` scored by the actors (in the order they finish)."""
+        chunks = iter_chunks(data, chunk)
         first = next(chunks, None)  # the data is checked before any actor starts
         if first is None:
             raise DropkitValueError(expected("data", "a non-empty pool (N >= 1 rows)",
@@ -138,8 +168,6 @@ class RayScorer:
         chunks = itertools.chain([first], chunks)
         ray = connect(self.address)
         self.start()
-        kw = dict(samples=self.samples, seed=seed, from_logits=self.from_logits,
-                  strategy=self.strategy)
         pending: dict[Any, Any] = {}
         parts: list[dict[str, np.ndarray]] = []
 
@@ -157,7 +185,7 @@ class RayScorer:
             actor = pending.pop(done)
             parts.append(ray.get(done))
             submit(actor)
-        return _collect(parts, measure, k)
+        return parts
 
     def close(self) -> None:
         """Stop the actors (the next `score` starts new ones)."""

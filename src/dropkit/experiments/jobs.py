@@ -20,7 +20,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from dropkit._validate import check_positive_int
 
-__all__ = ["JobRunner", "Outcome", "ProcessJobs", "SerialJobs", "available_cpus", "job_runner"]
+__all__ = ["JobRunner", "Outcome", "ProcessJobs", "SerialJobs", "available_cpus", "job_runner",
+           "jobs_record"]
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -126,3 +127,11 @@ def job_runner(workers: int, threads: int = 1) -> JobRunner:
     """`SerialJobs` for one worker (no extra process), else `ProcessJobs`."""
     check_positive_int("workers", workers)
     return SerialJobs() if workers == 1 else ProcessJobs(workers, threads)
+
+
+def jobs_record(runner: JobRunner) -> dict[str, Any]:
+    """Where the jobs ran, as a results file records it: the runner's class, its workers, and
+    what the runner adds through an optional ``details()`` (`RayJobs`: the cluster address)."""
+    details = getattr(runner, "details", None)
+    return {"runner": type(runner).__name__, "workers": runner.workers,
+            **(details() if callable(details) else {})}

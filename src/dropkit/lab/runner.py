@@ -28,7 +28,7 @@ from dropkit._validate import check_positive_int
 from dropkit.errors import DropkitTypeError, DropkitValueError, expected
 from dropkit.experiments import record
 from dropkit.experiments.claim import Statement, group_verdict
-from dropkit.experiments.jobs import JobRunner, Outcome, job_runner
+from dropkit.experiments.jobs import JobRunner, Outcome, job_runner, jobs_record
 from dropkit.lab.base import VERDICTS, ClaimExperiment, ClaimResult, Figure, LabConfig, assemble
 
 # the tables live in lab/registry.py (no torch, for a fast `--help`); re-exported here, where
@@ -288,6 +288,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
         # top level, so no reader can take a --quick run for evidence (report/html.py)
         "smoke_test": cfg.quick,
         "lab_config": jsonable(dataclasses.asdict(cfg)),
+        "jobs": jsonable(jobs_record(runner)),  # where the jobs ran (a Ray cluster, processes)
         "command": command,
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_seconds": seconds,
