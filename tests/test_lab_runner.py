@@ -143,14 +143,14 @@ def test_cli_exits_nonzero_when_a_claim_fails(tmp_path: Path, fakes, monkeypatch
 
 def test_cli_quick_transformer_end_to_end(tmp_path: Path, capsys) -> None:
     rc = _cli(["--quick", "--claims", "transformer-placement", "--out", str(tmp_path / "r"),
-               "--seeds", "0,1", "--threads", "1", "--no-progress"])
+               "--seeds", "0,1", "--threads", "1", "--workers", "1", "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "transformer-placement" in out and str((tmp_path / "r" / "index.html").resolve()) in out
     doc = json.loads((tmp_path / "r" / "results.json").read_text())
     assert doc["command"] == ("dropkit lab --quick --out " + str(tmp_path / "r")
-                              + " --seeds 0,1 --threads 1 --claims transformer-placement"
-                              " --no-progress")
+                              + " --seeds 0,1 --threads 1 --workers 1"
+                              " --claims transformer-placement --no-progress")
     assert doc["lab_config"]["seeds"] == [0, 1] and doc["lab_config"]["quick"] is True
     assert doc["claims"][0]["id"] == "transformer-placement"
 
