@@ -129,7 +129,7 @@ def test_judge_on_hand_made_seeds(small, nodrop, first_edition, claim) -> None:
              _early(0.40, 0.46, 0.40, 36.0)]
     per_seed = [{"excess_risk": {"no dropout": [1.0, 0.4], "dropout p=0.3": [1.0 - a, 0.4 - b]},
                  "early": e} for a, b, e in zip(small, large, early, strict=True)]
-    judged = SC.judge_claim(s, per_seed, NO_SURVEY)
+    judged = SC.judge(s, per_seed, NO_SURVEY)
     st = {x.id: x.verdict for x in judged.statements}
     assert st == {"scale.nodrop": nodrop, "scale.slow": "supported",
                   "scale.counter": "supported"}

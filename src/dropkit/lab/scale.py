@@ -33,10 +33,10 @@ from dropkit.lab.base import (
     Figure,
     Judged,
     LabConfig,
-    judge,
     mean_se,
     run_experiment,
 )
+from dropkit.lab.base import judge as base_judge
 from dropkit.lab.scale_early import EarlySettings
 from dropkit.lab.scale_early import measure as early_measure
 from dropkit.lab.scale_figures import crossover_figure, early_figure
@@ -235,10 +235,10 @@ def verdict(s: ScaleSettings, small: dict[float, list[float]],
     parts: dict[str, dict[str, str]] = {}
     held, texts = 0, []
     for p in small:
-        j_small = judge(small[p], min_effect=s.min_effect,
-                        what=f"KL(no dropout) - KL(p={p:g}) at the smallest n, nats")
-        j_large = judge(large[p], min_effect=s.min_effect,
-                        what=f"KL(no dropout) - KL(p={p:g}) at the largest n, nats")
+        j_small = base_judge(small[p], min_effect=s.min_effect,
+                             what=f"KL(no dropout) - KL(p={p:g}) at the smallest n, nats")
+        j_large = base_judge(large[p], min_effect=s.min_effect,
+                             what=f"KL(no dropout) - KL(p={p:g}) at the largest n, nats")
         helps_small = j_small.verdict == "supported"
         no_help_large = j_large.verdict == "not supported"
         held += helps_small + no_help_large
@@ -486,8 +486,8 @@ def caveats(survey: dict[str, Any]) -> list[str]:
     return out
 
 
-def judge_claim(s: ScaleSettings, per_seed: list[dict[str, Any]],
-                shared: dict[str, Any]) -> Judged:
+def judge(s: ScaleSettings, per_seed: list[dict[str, Any]],
+          shared: dict[str, Any]) -> Judged:
     """The three statements, the first edition's rule (in the criterion), numbers and prose."""
     loss = excess_risks(s, per_seed)
     effects = dropout_effects(s, loss)
@@ -517,7 +517,7 @@ def figures(s: ScaleSettings, per_seed: list[dict[str, Any]],
 
 
 EXPERIMENT = ClaimExperiment(id=ID, title=TITLE, claim=CLAIM, settings=SETTINGS,
-                             measure=measure, judge=judge_claim, figures=figures, shared=shared)
+                             measure=measure, judge=judge, figures=figures, shared=shared)
 
 
 def run(cfg: LabConfig) -> ClaimResult:
