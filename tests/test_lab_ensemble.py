@@ -1,8 +1,10 @@
 """Claim 2 (ensemble): every mask enumerated vs a brute-force loop, the NGM == weight-scaling
-identity of a softmax layer, the MC curve by hand, and the quick run."""
+identity of a softmax layer, the MC curve by hand, the judge on hand-made seeds, and the quick
+run recomputed from its steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from dropkit.errors import DropkitValueError
+from dropkit.experiments.claim import group_verdict
 from dropkit.lab import ensemble as E
 from dropkit.lab.base import LabConfig
 from tests.lab_claim_checks import check_claim, check_statements, rejudge
@@ -121,8 +124,18 @@ def test_pca_features_are_standardised_on_train() -> None:
     assert float((cov - torch.diag(cov.diag())).abs().max()) < 1e-4  # uncorrelated
 
 
-def test_quick_run_structure(result) -> None:
+def test_run_is_its_steps_in_any_order(result) -> None:
+    """measure() per seed, called here in the reverse order and twice, gives the numbers of
+    the run (the steps are pure: no state carried between seeds)."""
     check_claim(result, CFG, "ensemble")
+    q = E.SETTINGS.quick()
+    per_seed = [E.measure(q, seed) for seed in reversed(CFG.seeds)][::-1]
+    assert E.measure(q, CFG.seeds[-1]) == per_seed[-1]
+    again = E.judge(q, per_seed, {})
+    assert again.numbers == result.numbers
+    assert group_verdict(again.statements) == result.verdict
+    assert result.numbers["deep"]["nll_mc"] == [r["deep"]["nll_mc"] for r in per_seed]
+    assert result.config == {**dataclasses.asdict(q), "quick": True}
 
 
 def test_quick_run_softmax_identity_is_tight(result) -> None:
@@ -135,10 +148,11 @@ def test_quick_run_softmax_identity_is_tight(result) -> None:
 
 def test_quick_run_verdict_follows_the_stated_rule(result) -> None:
     n = result.numbers
+    s = E.SETTINGS.quick()
     i = len(n["deep"]["s_grid"]) - 1
-    approx = [E.APPROX_PP - abs(ws - mc[i])
+    approx = [s.approx_pp - abs(ws - mc[i])
               for ws, mc in zip(n["deep"]["err_ws_pct"], n["deep"]["err_mc_pct"], strict=True)]
-    exact = n["softmax_max_abs_ngm_minus_ws"] <= E.EXACT_TOL
+    exact = n["softmax_max_abs_ngm_minus_ws"] <= s.exact_tol
     part = rejudge(approx, 0.0)
     expected = ("supported" if exact and part == "supported" else
                 "partly supported" if exact else "not supported")
@@ -148,18 +162,59 @@ def test_quick_run_verdict_follows_the_stated_rule(result) -> None:
     subnets = [a[0] - a[i] for a in n["deep"]["nll_mc"]]  # one mask minus S masks
     assert st["ens.subnets"].numbers["per_seed"] == pytest.approx(subnets)
     gains = [ws - mc[i] for ws, mc in zip(n["deep"]["nll_ws"], n["deep"]["nll_mc"], strict=True)]
-    assert n["mc_beats_ws_nll"]["verdict"] == rejudge(gains, E.NLL_MARGIN)
+    assert n["mc_beats_ws_nll"]["verdict"] == rejudge(gains, s.nll_margin)
+
+
+def _seed(gap: float, ws_err: float, mc_err: float, nll1: float, nll_big: float):
+    """A hand-made per-seed record (the keys judge reads), S grid (1, 10)."""
+    soft = {"max_abs_ngm_minus_ws": gap, "mean_tv_am_ws": 0.05, "true_prob_ws_am": [[0.5, 0.4]]}
+    deep = {"err_ws_pct": ws_err, "nll_ws": 0.4, "err_mc_pct": [ws_err + 3.0, mc_err],
+            "nll_mc": [nll1, nll_big]}
+    return {"softmax": [soft], "deep": deep}
+
+
+# (gap, |WS - MC| errors, NLL(S=1) - NLL(S=10)) per seed -> verdicts worked out by hand with
+# the shared rule m - 2 se > threshold (se = sample sd / sqrt(3)):
+#  gains 0.30, 0.32, 0.31: m = 0.31, se = 0.01 / sqrt 3 = 0.0058 -> 0.298 > 0.02 supported;
+#  approx 1 - (0.2, 0.1, 0.3) = 0.8, 0.9, 0.7: m = 0.8, se = 0.058 -> 0.68 > 0 supported.
+CASES = [
+    (1e-15, (0.2, 0.1, 0.3), (0.30, 0.32, 0.31), "supported", "supported", "supported"),
+    # the identity fails (gap 1e-3 > 1e-9): [ens.scaling] not supported whatever (b) says
+    (1e-3, (0.2, 0.1, 0.3), (0.30, 0.32, 0.31), "supported", "not supported",
+     "partly supported"),
+    # gains -0.01, 0, -0.02: m < 0 -> not supported; approx -0.5, -1, -0.2: (b) fails but the
+    # identity holds -> partly supported
+    (1e-15, (1.5, 2.0, 1.2), (-0.01, 0.0, -0.02), "not supported", "partly supported",
+     "partly supported"),
+]
+
+
+@pytest.mark.parametrize(("gap", "diffs", "gains", "subnets", "scaling", "claim"), CASES)
+def test_judge_on_hand_made_seeds(gap, diffs, gains, subnets, scaling, claim) -> None:
+    s = E.EnsembleSettings(softmax_rates=(0.5,), s_grid=(1, 10))
+    per_seed = [_seed(gap, 10.0, 10.0 - d, 0.5 + g, 0.5) for d, g in zip(diffs, gains,
+                                                                          strict=True)]
+    judged = E.judge(s, per_seed, {})
+    st = {x.id: x for x in judged.statements}
+    assert (st["ens.subnets"].verdict, st["ens.scaling"].verdict) == (subnets, scaling)
+    assert group_verdict(judged.statements) == claim
+    assert st["ens.subnets"].numbers["mean"] == pytest.approx(sum(gains) / 3)
+    assert judged.numbers["softmax_max_abs_ngm_minus_ws"] == gap
+    assert judged.numbers["deep_error_gain_mc_over_ws_pp"]["mean"] == pytest.approx(
+        sum(diffs) / 3)
 
 
 def test_verdict_rule_cases() -> None:
-    assert E.verdict(1e-15, [0.8, 0.9, 0.85])[0] == "supported"
-    assert E.verdict(1e-15, [-2.0, -1.0, -1.5])[0] == "partly supported"
-    assert E.verdict(1e-3, [0.8, 0.9, 0.85])[0] == "not supported"
+    s = E.SETTINGS
+    assert E.verdict(s, 1e-15, [0.8, 0.9, 0.85])[0] == "supported"
+    assert E.verdict(s, 1e-15, [-2.0, -1.0, -1.5])[0] == "partly supported"
+    assert E.verdict(s, 1e-3, [0.8, 0.9, 0.85])[0] == "not supported"
 
 
 def test_softmax_layer_is_reproducible() -> None:
-    a = E.softmax_layer(3, 0.5, E.QUICK)
-    b = E.softmax_layer(3, 0.5, E.QUICK)
+    q = E.SETTINGS.quick()
+    a = E.softmax_layer(3, 0.5, q)
+    b = E.softmax_layer(3, 0.5, q)
     assert a == b
 
 

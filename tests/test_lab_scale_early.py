@@ -71,7 +71,7 @@ def test_steps_to_target_by_hand() -> None:
 
 
 def test_measure_target_and_costs_are_consistent() -> None:
-    s = SC.Settings(d_in=4, classes=3, teacher_hidden=(8,), student_hidden=(8,), steps=20,
+    s = SC.ScaleSettings(d_in=4, classes=3, teacher_hidden=(8,), student_hidden=(8,), steps=20,
                     batch_size=16)
     teacher = SC.make_teacher(s)
     x, _, y = SC.draw(teacher, 320, 4, generator=torch.Generator().manual_seed(0))

@@ -17,29 +17,32 @@ enumerate all masks (d <= 12) and measure both gaps.
 *A deeper network* (two ReLU layers with dropout) has no exact identity. We compare the
 weight-scaled network with Monte Carlo averages of S = 1..200 dropout samples (test error and
 NLL as S grows), several seeds.
+
+The four steps (`dropkit.experiments.claim.ClaimExperiment`): `measure` trains both models of
+one seed, `judge` turns the seeds' records into statements, `figures` draws them; no shared part.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from dataclasses import asdict, dataclass
-from typing import cast
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from dropkit.lab.base import (
+    ClaimExperiment,
     ClaimResult,
     Figure,
+    Judged,
+    Judgement,
     LabConfig,
-    check_seeds,
-    errorbar,
-    figure_png,
-    judge,
     mean_se,
+    run_experiment,
 )
+from dropkit.lab.base import judge as base_judge
+from dropkit.lab.ensemble_figures import deep_figure, softmax_figure
 from dropkit.lab.statements import (
     Condition,
     Statement,
@@ -55,18 +58,11 @@ TITLE = "Dropout as an implicit ensemble; weight scaling as its average"
 CLAIM = ("Dropout trains an exponential ensemble of weight-sharing subnetworks, and scaling the "
          "weights at test time approximates averaging their predictions.")
 
-#: max |NGM - weight scaling| (probabilities, float64) below which the identity "holds".
-EXACT_TOL = 1e-9
-#: the deep net's weight scaling "approximates" the MC ensemble if its test error is within
-#: this many percentage points of MC's at the largest S (clear of seed noise).
-APPROX_PP = 1.0
-#: MC "beats" weight scaling if its NLL is lower by more than this (nats), clear of seed noise.
-NLL_MARGIN = 0.005
-
 
 @dataclass(frozen=True)
-class Settings:
-    """Every size and rate of the experiment (written into the result's ``config``)."""
+class EnsembleSettings:
+    """Every size, rate and threshold of the experiment (written into the result's
+    ``config``)."""
 
     d: int = 10  # inputs of the softmax layer (PCA components of the digits); 2^d masks
     softmax_rates: tuple[float, ...] = (0.2, 0.5)
@@ -77,11 +73,23 @@ class Settings:
     deep_epochs: int = 40
     deep_lr: float = 1e-3
     s_grid: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200)
+    # max |NGM - weight scaling| (probabilities, float64) below which the identity "holds"
+    exact_tol: float = 1e-9
+    # the deep net's weight scaling "approximates" the MC ensemble if its test error is within
+    # this many percentage points of MC's at the largest S (clear of seed noise)
+    approx_pp: float = 1.0
+    # MC "beats" weight scaling if its NLL is lower by more than this (nats), clear of seed noise
+    nll_margin: float = 0.005
+    # [ens.subnets]: nats per test digit gained by averaging subnetworks
+    min_ensemble_nll_gain: float = 0.02
+
+    def quick(self) -> EnsembleSettings:
+        """The smoke-test size: fewer inputs, one rate, a few epochs, S up to 10."""
+        return replace(self, d=6, softmax_rates=(0.5,), softmax_epochs=5, deep_hidden=(32,),
+                       deep_epochs=3, s_grid=(1, 2, 5, 10))
 
 
-QUICK = Settings(d=6, softmax_rates=(0.5,), softmax_epochs=5, deep_hidden=(32,), deep_epochs=3,
-                 s_grid=(1, 2, 5, 10))
-
+SETTINGS = EnsembleSettings()
 
 # ---------------------------------------------------------------------------------------------
 # the single softmax layer: every subnetwork, enumerated
@@ -151,7 +159,7 @@ def _err(probs: torch.Tensor, y: torch.Tensor) -> float:
     return 100.0 * (1.0 - accuracy(probs, y, from_logits=False))
 
 
-def softmax_layer(seed: int, p: float, s: Settings) -> dict[str, float | list[list[float]]]:
+def softmax_layer(seed: int, p: float, s: EnsembleSettings) -> dict[str, float | list[list[float]]]:
     """Train a dropout softmax layer on PCA digits; compare WS, NGM and AM over all masks."""
     from dropkit.datasets.digits import load_digits
 
@@ -215,7 +223,7 @@ def mc_curve(probs: torch.Tensor, y: torch.Tensor,
     return errs, nlls
 
 
-def deep_net(seed: int, s: Settings) -> dict[str, float | list[float]]:
+def deep_net(seed: int, s: EnsembleSettings) -> dict[str, float | list[float]]:
     """Train a dropout MLP on digits; MC averages of S = 1..S_max samples vs weight scaling."""
     from dropkit import sample
     from dropkit.datasets.digits import load_digits
@@ -247,17 +255,34 @@ def deep_net(seed: int, s: Settings) -> dict[str, float | list[float]]:
     }
 
 
+
 # ---------------------------------------------------------------------------------------------
-# verdict and figures
+# measure: one seed
 # ---------------------------------------------------------------------------------------------
 
 
-MIN_ENSEMBLE_NLL_GAIN = 0.02  # [ens.subnets]: nats per test digit from averaging subnetworks
+def measure(s: EnsembleSettings, seed: int) -> dict[str, Any]:
+    """One seed: the softmax layer at every rate (in ``s.softmax_rates`` order), then the deep
+    net. Each seeds its own data split, initialisation, batches and masks from ``seed``."""
+    return {"softmax": [softmax_layer(seed, p, s) for p in s.softmax_rates],
+            "deep": deep_net(seed, s)}
 
 
-def statements(max_gap: float, approx_effects: list[float], deep: list[dict],
-               s_grid: tuple[int, ...]) -> list[Statement]:
+def _softmax_by_rate(s: EnsembleSettings,
+                     per_seed: list[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
+    """The softmax-layer records by rate, each in seed order."""
+    return {p: [r["softmax"][i] for r in per_seed] for i, p in enumerate(s.softmax_rates)}
+
+
+# ---------------------------------------------------------------------------------------------
+# judge: statements, numbers and prose
+# ---------------------------------------------------------------------------------------------
+
+
+def statements(s: EnsembleSettings, max_gap: float, approx_effects: list[float],
+               deep: list[dict[str, Any]]) -> list[Statement]:
     """[ens.subnets] and [ens.scaling], each from its own rule (issue 14)."""
+    s_grid = s.s_grid
     i_big = len(s_grid) - 1
     out: list[Statement] = []
     if s_grid[0] == 1:
@@ -266,37 +291,44 @@ def statements(max_gap: float, approx_effects: list[float], deep: list[dict],
         out.append(effect_statement(
             "ens.subnets", ID, "Training with dropout approximates training an exponentially "
             "large ensemble of weight-sharing subnetworks.", gain,
-            min_effect=MIN_ENSEMBLE_NLL_GAIN, unit="nats",
+            min_effect=s.min_ensemble_nll_gain, unit="nats",
             what=f"test NLL of one random subnetwork (one dropout mask, S=1) minus that of the "
                  f"average of S={s_grid[-1]} subnetworks of the trained dropout net: averaging "
                  f"its subnetworks gains what averaging an ensemble gains",
             extra={"error_gain_pp_per_seed": err_gain}))
-    exact = max_gap <= EXACT_TOL
+    out.append(_scaling_statement(s, max_gap, approx_effects))
+    return out
+
+
+def _scaling_statement(s: EnsembleSettings, max_gap: float,
+                       approx_effects: list[float]) -> Statement:
+    """[ens.scaling]: (a) the exact softmax identity and (b) the deep net's approximation."""
+    exact = max_gap <= s.exact_tol
     verdict_, conditions, numbers = effect_conditions(approx_effects, 0.0, "pp")
-    out.append(Statement(
+    return Statement(
         id="ens.scaling", group=ID, text="Scaling the weights by the keep probability at test "
         "time approximates averaging the subnetworks' predictions.",
         verdict=("not supported" if not exact else verdict_ if verdict_ == "supported"
                  else "partly supported"),
         criterion=(f"two parts: (a) for a single softmax layer the normalised geometric mean of "
-                   f"all 2^d subnetworks equals weight scaling to {EXACT_TOL:g} (max abs "
-                   f"probability gap); (b) in the deeper net the effect {APPROX_PP:g} pp - "
+                   f"all 2^d subnetworks equals weight scaling to {s.exact_tol:g} (max abs "
+                   f"probability gap); (b) in the deeper net the effect {s.approx_pp:g} pp - "
                    f"|test error(weight scaling) - test error(MC average, largest S)| per seed "
                    f"passes the shared rule (m - 2 se > 0). Supported if (a) holds and (b) is "
                    f"supported; partly supported if (a) holds and (b) is not supported; "
                    f"otherwise (a fails) not supported"),
-        conditions=[Condition(f"(a) max gap <= {EXACT_TOL:g}", f"{max_gap:.3g}", exact),
+        conditions=[Condition(f"(a) max gap <= {s.exact_tol:g}", f"{max_gap:.3g}", exact),
                     *[Condition(f"(b) {c.rule}", c.measured, c.holds) for c in conditions]],
-        numbers={"softmax_max_abs_ngm_minus_ws": max_gap, "deep_approximation": numbers}))
-    return out
+        numbers={"softmax_max_abs_ngm_minus_ws": max_gap, "deep_approximation": numbers})
 
 
-def verdict(max_gap: float, approx_effects: list[float]) -> tuple[str, str]:
-    """The stated rule: exactness of the softmax identity, then the deep-net approximation."""
-    approx = judge(approx_effects, min_effect=0.0,
-                   what=f"{APPROX_PP:g} pp - |test error(weight scaling) - test error(MC, "
-                        "largest S)| (positive: weight scaling within the tolerance)")
-    exact = max_gap <= EXACT_TOL
+def verdict(s: EnsembleSettings, max_gap: float, approx_effects: list[float]) -> tuple[str, str]:
+    """The first edition's rule: exactness of the softmax identity, then the deep-net
+    approximation."""
+    approx = base_judge(approx_effects, min_effect=0.0,
+                        what=f"{s.approx_pp:g} pp - |test error(weight scaling) - test error(MC, "
+                             "largest S)| (positive: weight scaling within the tolerance)")
+    exact = max_gap <= s.exact_tol
     if exact and approx.verdict == "supported":
         v = "supported"
     elif exact:
@@ -304,111 +336,33 @@ def verdict(max_gap: float, approx_effects: list[float]) -> tuple[str, str]:
     else:
         v = "not supported"
     criterion = (f"supported if (a) for a single softmax layer the NGM of all 2^d subnetworks "
-                 f"equals weight scaling to {EXACT_TOL:g} (measured max gap {max_gap:.2g}) and "
+                 f"equals weight scaling to {s.exact_tol:g} (measured max gap {max_gap:.2g}) and "
                  f"(b) in the deeper net weight scaling is judged 'supported' as approximating "
                  f"the MC ensemble: {approx.criterion} [{approx.verdict}]; partly supported if "
                  f"only (a) holds; not supported if (a) fails")
     return v, criterion
 
 
-def _band(ax, values: list[float], label: str, color: str) -> None:  # noqa: ANN001
-    m, se = mean_se(values)
-    ax.axhline(m, color=color, ls="--", label=label)
-    ax.axhspan(m - 2 * se, m + 2 * se, color=color, alpha=0.15)
-
-
-def figures(s: Settings, soft: dict[float, list[dict]], deep: list[dict]) -> list[Figure]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # constrained layout: each panel's y label gets its own room (it ran into the previous one)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
-    for ax, key, ws_key, label in ((axes[0], "err_mc_pct", "err_ws_pct", "test error (%)"),
-                                   (axes[1], "nll_mc", "nll_ws", "test NLL (nats)")):
-        errorbar(ax, list(s.s_grid), [r[key] for r in deep], marker="o",
-                  label="MC average of S samples", color="C0")
-        _band(ax, [r[ws_key] for r in deep], "weight scaling (one pass)", "C3")
-        ax.set_xscale("log")
-        ax.set_xlabel("S (number of MC dropout samples, log scale)")
-        ax.set_ylabel(label)
-        ax.legend()
-    axes[0].set_title("Deep net: test error vs S")
-    axes[1].set_title("Deep net: test NLL vs S")
-    # the seeds' splits differ, so the paired difference shows what the bands above hide
-    errorbar(axes[2], list(s.s_grid), [[v - r["nll_ws"] for v in r["nll_mc"]] for r in deep],
-              marker="o", color="C0", label="NLL(MC, S) - NLL(weight scaling), same seed")
-    axes[2].axhline(0.0, color="C3", ls="--", label="no difference")
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("S (number of MC dropout samples, log scale)")
-    axes[2].set_ylabel("paired NLL difference (nats; < 0: MC better)")
-    axes[2].set_title("Deep net: MC minus weight scaling")
-    axes[2].legend(loc="upper right", fontsize=8)  # full size covered the tick labels
-    fig.suptitle(f"MLP {list(s.deep_hidden)} with dropout p={s.deep_p} on digits "
-                 f"(mean ± 2 se over {len(deep)} seeds)")
-    deep_fig = Figure("ensemble_mc_vs_ws", figure_png(fig),
-                      "Monte Carlo averages of S dropout samples vs the weight-scaled network "
-                      "(dashed line, band = ± 2 se over seeds); right: the NLL difference "
-                      "within each seed. Error bars: ± 2 se over seeds.")
-
-    p = max(soft)  # the largest rate shows the biggest AM/WS gap
-    pairs = [pt for r in soft[p] for pt in r["true_prob_ws_am"]]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter([a for a, _ in pairs], [b for _, b in pairs], s=6, alpha=0.4,
-               label="arithmetic mean of all 2^d subnetworks")
-    ax.plot([0, 1], [0, 1], color="k", lw=1, label="y = x (NGM lies exactly here)")
-    ax.set_xlabel("weight scaling: p(true class)")
-    ax.set_ylabel("subnetwork average: p(true class)")
-    ax.set_title(f"Softmax layer, d={s.d} inputs, p={p}")
-    ax.legend(loc="upper left")
-    soft_fig = Figure("ensemble_softmax_layer", figure_png(fig),
-                      f"Single softmax layer with input dropout p={p}: probability of the true "
-                      f"class under weight scaling vs the arithmetic mean over all 2^{s.d} masks. "
-                      "The normalized geometric mean coincides with weight scaling (the diagonal).")
-    return [deep_fig, soft_fig]
-
-
-def run(cfg: LabConfig) -> ClaimResult:
-    """Measure claim 2 (see the module docstring)."""
-    from dropkit._progress import progress_bar
-
-    start = time.perf_counter()
-    s = QUICK if cfg.quick else Settings()
-    seeds = check_seeds(cfg)
-    soft: dict[float, list[dict]] = {p: [] for p in s.softmax_rates}
-    deep: list[dict] = []
-    with progress_bar(total=len(seeds) * (len(s.softmax_rates) + 1), desc=ID, file=sys.stderr,
-              enabled=cfg.progress) as bar:
-        for seed in seeds:
-            for p in s.softmax_rates:
-                soft[p].append(softmax_layer(seed, p, s))
-                bar.update()
-            deep.append(deep_net(seed, s))
-            bar.update()
-
-    max_gap = max(r["max_abs_ngm_minus_ws"] for rs in soft.values() for r in rs)
+def approximation_effects(s: EnsembleSettings, deep: list[dict[str, Any]]) -> list[float]:
+    """Per seed: ``approx_pp - |error(weight scaling) - error(MC, largest S)|`` (pp)."""
     i_big = len(s.s_grid) - 1
-    approx = [APPROX_PP - abs(r["err_ws_pct"] - r["err_mc_pct"][i_big]) for r in deep]
-    _, part_criterion = verdict(max_gap, approx)
-    judged = statements(max_gap, approx, deep, s.s_grid)
-    v, criterion = group_summary(judged)
-    criterion += f" (The first edition's rule: {part_criterion}.)"
-    mc_beats = judge([r["nll_ws"] - r["nll_mc"][i_big] for r in deep], min_effect=NLL_MARGIN,
-                     what=f"NLL(weight scaling) - NLL(MC, S={s.s_grid[-1]}) in nats")
+    return [s.approx_pp - abs(r["err_ws_pct"] - r["err_mc_pct"][i_big]) for r in deep]
+
+
+def mc_beats_ws(s: EnsembleSettings, deep: list[dict[str, Any]]) -> Judgement:
+    """Does MC at the largest S beat weight scaling in NLL, by ``nll_margin``?"""
+    i_big = len(s.s_grid) - 1
+    return base_judge([r["nll_ws"] - r["nll_mc"][i_big] for r in deep],
+                      min_effect=s.nll_margin,
+                      what=f"NLL(weight scaling) - NLL(MC, S={s.s_grid[-1]}) in nats")
+
+
+def numbers(s: EnsembleSettings, soft: dict[float, list[dict[str, Any]]],
+            deep: list[dict[str, Any]], max_gap: float, mc_beats: Judgement) -> dict[str, Any]:
+    """Every measured value of the claim, per seed, for ``results.json``."""
+    i_big = len(s.s_grid) - 1
     err_gain = mean_se([r["err_ws_pct"] - r["err_mc_pct"][i_big] for r in deep])
-    p_big = max(s.softmax_rates)
-    tv_am = mean_se([r["mean_tv_am_ws"] for r in soft[p_big]])
-    nll_ws_m = mean_se([r["nll_ws"] for r in deep])[0]
-    nll_mc_m = mean_se([r["nll_mc"][i_big] for r in deep])[0]
-    err_ws_m = mean_se([r["err_ws_pct"] for r in deep])[0]
-    err_mc_m = mean_se([r["err_mc_pct"][i_big] for r in deep])[0]
-    key = (f"softmax layer: weight scaling (WS) = geometric mean of all subnetworks "
-           f"(max gap {max_gap:.1g}) but not the arithmetic mean (mean TV {tv_am[0]:.3f} at "
-           f"p={p_big}); deep net, S={s.s_grid[-1]} MC vs WS: error {err_mc_m:.2f}% vs "
-           f"{err_ws_m:.2f}%, NLL {nll_mc_m:.3f} vs {nll_ws_m:.3f} (MC beats WS: "
-           f"{mc_beats.verdict})")
-    numbers = {
+    return {
         "softmax_layer": {str(p): {k: [r[k] for r in rs] for k in rs[0] if k != "true_prob_ws_am"}
                           for p, rs in soft.items()},
         "softmax_max_abs_ngm_minus_ws": max_gap,
@@ -420,26 +374,83 @@ def run(cfg: LabConfig) -> ClaimResult:
         "mc_beats_ws_nll": {"verdict": mc_beats.verdict, "criterion": mc_beats.criterion,
                             "mean": mc_beats.mean, "se": mc_beats.se},
     }
-    setup = (f"(a) Logistic regression on the top {s.d} PCA components of the digits "
-             f"(standardised) with input dropout p in {list(s.softmax_rates)}, "
-             f"Adam {s.softmax_epochs} epochs; "
-             f"all 2^{s.d} = {2 ** s.d} keep masks enumerated in float64 and weighted by their "
-             f"probability. (b) MLP 64-{'-'.join(map(str, s.deep_hidden))}-10 with dropout "
-             f"p={s.deep_p} after each hidden layer, Adam {s.deep_epochs} epochs on the digits; "
-             f"{s.s_grid[-1]} MC dropout samples of the test set; for each S the metrics are "
-             f"averaged over disjoint blocks of S samples. One random train/test split per seed.")
-    caveats = [
+
+
+def key_number(s: EnsembleSettings, soft: dict[float, list[dict[str, Any]]],
+               deep: list[dict[str, Any]], max_gap: float, mc_beats: Judgement) -> str:
+    """One line for the report's table."""
+    i_big = len(s.s_grid) - 1
+    p_big = max(s.softmax_rates)
+    tv_am = mean_se([r["mean_tv_am_ws"] for r in soft[p_big]])
+    nll_ws_m = mean_se([r["nll_ws"] for r in deep])[0]
+    nll_mc_m = mean_se([r["nll_mc"][i_big] for r in deep])[0]
+    err_ws_m = mean_se([r["err_ws_pct"] for r in deep])[0]
+    err_mc_m = mean_se([r["err_mc_pct"][i_big] for r in deep])[0]
+    return (f"softmax layer: weight scaling (WS) = geometric mean of all subnetworks "
+            f"(max gap {max_gap:.1g}) but not the arithmetic mean (mean TV {tv_am[0]:.3f} at "
+            f"p={p_big}); deep net, S={s.s_grid[-1]} MC vs WS: error {err_mc_m:.2f}% vs "
+            f"{err_ws_m:.2f}%, NLL {nll_mc_m:.3f} vs {nll_ws_m:.3f} (MC beats WS: "
+            f"{mc_beats.verdict})")
+
+
+def setup(s: EnsembleSettings) -> str:
+    return (f"(a) Logistic regression on the top {s.d} PCA components of the digits "
+            f"(standardised) with input dropout p in {list(s.softmax_rates)}, "
+            f"Adam {s.softmax_epochs} epochs; "
+            f"all 2^{s.d} = {2 ** s.d} keep masks enumerated in float64 and weighted by their "
+            f"probability. (b) MLP 64-{'-'.join(map(str, s.deep_hidden))}-10 with dropout "
+            f"p={s.deep_p} after each hidden layer, Adam {s.deep_epochs} epochs on the digits; "
+            f"{s.s_grid[-1]} MC dropout samples of the test set; for each S the metrics are "
+            f"averaged over disjoint blocks of S samples. One random train/test split per seed.")
+
+
+def caveats(s: EnsembleSettings) -> list[str]:
+    return [
         "The exact NGM identity needs logits linear in the mask (one softmax layer); in the "
         "deeper net the comparison is with a Monte Carlo estimate of the ensemble, not all masks.",
         "Small data (digits, ~1,250 training images) and small networks; the size of the gap "
         "between weight scaling and MC depends on the rate, depth and training length.",
         f"NLL from probabilities is clamped at 1e-12; MC 'beats' weight scaling only if the NLL "
-        f"gain exceeds {NLL_MARGIN} nats clear of seed noise.",
+        f"gain exceeds {s.nll_margin} nats clear of seed noise.",
     ]
+
+
+def judge(s: EnsembleSettings, per_seed: list[dict[str, Any]],
+          shared: dict[str, Any]) -> Judged:
+    """[ens.subnets] and [ens.scaling] with the claim's numbers, key number and prose (the
+    claim has no shared part: ``shared`` is unused)."""
+    soft, deep = _softmax_by_rate(s, per_seed), [r["deep"] for r in per_seed]
+    max_gap = max(r["max_abs_ngm_minus_ws"] for rs in soft.values() for r in rs)
+    approx = approximation_effects(s, deep)
+    _, part_criterion = verdict(s, max_gap, approx)
+    judged = statements(s, max_gap, approx, deep)
+    _, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule: {part_criterion}.)"
+    mc_beats = mc_beats_ws(s, deep)
     split = disagreement(judged)
-    return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
-                       criterion=criterion, key_number=key + (f". {split}" if split else ""),
-                       numbers=numbers, figures=figures(s, soft, deep), caveats=caveats,
-                       config={"quick": cfg.quick, **asdict(s),
-                               "min_ensemble_nll_gain": MIN_ENSEMBLE_NLL_GAIN}, seeds=seeds,
-                       seconds=time.perf_counter() - start, statements=judged)
+    key = key_number(s, soft, deep, max_gap, mc_beats)
+    return Judged(statements=judged, criterion=criterion,
+                  key_number=key + (f". {split}" if split else ""),
+                  numbers=numbers(s, soft, deep, max_gap, mc_beats), setup=setup(s),
+                  caveats=caveats(s))
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------
+
+
+def figures(s: EnsembleSettings, per_seed: list[dict[str, Any]],
+            shared: dict[str, Any]) -> list[Figure]:
+    """The MC-vs-weight-scaling curves and the softmax layer's scatter (no training)."""
+    return [deep_figure(s, [r["deep"] for r in per_seed]),
+            softmax_figure(s, _softmax_by_rate(s, per_seed))]
+
+
+EXPERIMENT = ClaimExperiment(id=ID, title=TITLE, claim=CLAIM, settings=SETTINGS,
+                             measure=measure, judge=judge, figures=figures, shared=None)
+
+
+def run(cfg: LabConfig) -> ClaimResult:
+    """Measure claim 2 (see the module docstring), one seed after another."""
+    return run_experiment(EXPERIMENT, cfg)

@@ -11,31 +11,35 @@ student can only underfit). The test loss is the excess risk over the teacher,
 
 on fresh inputs. Effect of dropout at each size, per seed: KL(no dropout) - KL(dropout), positive
 when dropout helps. The crossover is where the mean effect changes sign (interpolated in log n).
+
+The four steps (`dropkit.experiments.claim.ClaimExperiment`): `measure` trains one seed's
+students (the crossover grid, then the one-pass early-dropout comparison of
+`dropkit.lab.scale_early`); `shared` reads the configuration survey and the teacher's Bayes
+risk once; `judge` and `figures` work from those records.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 import torch
 from torch import nn
 
 from dropkit.lab.base import (
+    ClaimExperiment,
     ClaimResult,
     Figure,
+    Judged,
     LabConfig,
-    check_seeds,
-    errorbar,
-    figure_png,
-    judge,
     mean_se,
+    run_experiment,
 )
+from dropkit.lab.base import judge as base_judge
 from dropkit.lab.scale_early import EarlySettings
 from dropkit.lab.scale_early import measure as early_measure
+from dropkit.lab.scale_figures import crossover_figure, early_figure
 from dropkit.lab.statements import (
     ALL_OF_RULE,
     Condition,
@@ -53,13 +57,11 @@ TITLE = "Dropout and the ratio of data to model size"
 CLAIM = ("Dropout helps when a model sees little data many times, but large models trained on "
          "huge data need little or none: they underfit, and dropout then only hurts.")
 
-MIN_EFFECT = 0.005  # nats of excess risk: a meaningful benefit of dropout
-TEACHER_SEED = 1234  # the teacher is one fixed function; seeds vary data, init and masks
-
 
 @dataclass(frozen=True)
-class Settings:
-    """Every size and rate of the experiment (written into the result's ``config``)."""
+class ScaleSettings:
+    """Every size, rate, seed and threshold of the experiment (written into the result's
+    ``config``)."""
 
     d_in: int = 16
     classes: int = 4
@@ -73,9 +75,23 @@ class Settings:
     lr: float = 3e-3
     sizes: tuple[int, ...] = (200, 800, 3200, 12800, 51200)  # the last = one pass (a stream)
     n_test: int = 8192
+    # the teacher is one fixed function (and its test inputs come from teacher_seed + 1);
+    # the seeds vary data, initialisation and masks
+    teacher_seed: int = 1234
+    min_effect: float = 0.005  # nats of excess risk: a meaningful benefit of dropout
+    # [scale.slow]: dropout "slows" training if it needs this many times the steps to the target
+    min_slowdown: float = 1.1
+    early: EarlySettings = field(default_factory=EarlySettings)  # the one-pass comparison
+    # the configuration survey ([scale.nodrop]) at its quick size (`config_survey.Settings.quick`)
+    survey_quick: bool = False
+
+    def quick(self) -> ScaleSettings:
+        """The smoke-test size: one rate, 50 steps, two training-set sizes, a smaller test set."""
+        return replace(self, rates=(0.3,), steps=50, sizes=(200, 3200), n_test=1024,
+                       early=self.early.quick(), survey_quick=True)
 
 
-QUICK = Settings(rates=(0.3,), steps=50, sizes=(200, 3200), n_test=1024)
+SETTINGS = ScaleSettings()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,9 +99,10 @@ QUICK = Settings(rates=(0.3,), steps=50, sizes=(200, 3200), n_test=1024)
 # ---------------------------------------------------------------------------------------------
 
 
-def make_teacher(s: Settings, *, seed: int = TEACHER_SEED) -> nn.Sequential:
-    """A fixed random tanh MLP whose logits have standard deviation ~``s.logit_scale``."""
-    gen = torch.Generator().manual_seed(seed)
+def make_teacher(s: ScaleSettings) -> nn.Sequential:
+    """A fixed random tanh MLP (drawn from ``s.teacher_seed``) whose logits have standard
+    deviation ~``s.logit_scale``."""
+    gen = torch.Generator().manual_seed(s.teacher_seed)
     layers: list[nn.Module] = []
     width = s.d_in
     for h in (*s.teacher_hidden, s.classes):
@@ -139,11 +156,11 @@ def crossover(sizes: list[int], mean_effects: list[float]) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the experiment
+# the students
 # ---------------------------------------------------------------------------------------------
 
 
-def fit_student(x: torch.Tensor, y: torch.Tensor, s: Settings, *, p: float,
+def fit_student(x: torch.Tensor, y: torch.Tensor, s: ScaleSettings, *, p: float,
                 seed: int) -> nn.Sequential:
     """A student trained for ``s.steps`` Adam steps: ``steps * batch / n`` epochs over ``x``."""
     torch.manual_seed(seed)
@@ -154,16 +171,74 @@ def fit_student(x: torch.Tensor, y: torch.Tensor, s: Settings, *, p: float,
                                                  seed=seed)))
 
 
-def verdict(small: dict[float, list[float]],
+def test_set(s: ScaleSettings) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """The teacher and its ``s.n_test`` fresh test inputs with their log-probabilities (the
+    same for every seed: drawn from ``s.teacher_seed``)."""
+    teacher = make_teacher(s)
+    x_te, log_t_te, _ = draw(teacher, s.n_test, s.d_in,
+                             generator=torch.Generator().manual_seed(s.teacher_seed + 1))
+    return teacher, x_te, log_t_te
+
+
+def config_names(s: ScaleSettings) -> tuple[tuple[float, ...], list[str]]:
+    """The dropout rates trained (0 first: no dropout) and their names in the records."""
+    configs = (0.0, *s.rates)
+    return configs, ["no dropout" if p == 0 else f"dropout p={p:g}" for p in configs]
+
+
+def epochs_per_size(s: ScaleSettings) -> list[int]:
+    return [max(1, round(s.steps * s.batch_size / n)) for n in s.sizes]
+
+
+# ---------------------------------------------------------------------------------------------
+# measure (one seed) and shared (once)
+# ---------------------------------------------------------------------------------------------
+
+
+def measure(s: ScaleSettings, seed: int) -> dict[str, Any]:
+    """One seed: the excess risk of every student (each size, each rate) and the three
+    one-pass students of `dropkit.lab.scale_early`. The stream is drawn from ``seed``, and
+    every student seeds its own initialisation, batches and masks from it."""
+    teacher, x_te, log_t_te = test_set(s)
+    x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in,
+                           generator=torch.Generator().manual_seed(seed))
+    configs, names = config_names(s)
+    risk: dict[str, list[float]] = {name: [] for name in names}
+    for n in s.sizes:
+        for p, name in zip(configs, names, strict=True):
+            student = fit_student(x_all[:n], y_all[:n], s, p=p, seed=seed)
+            risk[name].append(excess_risk(student, x_te, log_t_te))
+    # counter-evidence and cost in the underfitting regime: one pass over the largest set
+    early = early_measure(
+        x_all, y_all, d_in=s.d_in, hidden=list(s.student_hidden), classes=s.classes,
+        steps=s.steps, batch_size=s.batch_size, lr=s.lr, seed=seed, e=s.early,
+        evaluate=lambda m: excess_risk(m, x_te, log_t_te))
+    return {"excess_risk": risk, "early": early}
+
+
+def shared(s: ScaleSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """The configuration survey ([scale.nodrop]'s descriptive part) and the teacher's Bayes
+    NLL on the test inputs (for the setup text); neither depends on a seed."""
+    _, _, log_t_te = test_set(s)
+    bayes_nll = float(-(log_t_te.exp() * log_t_te).sum(-1).mean())
+    return {"survey": survey_claims(s.survey_quick, ID), "teacher_bayes_nll": bayes_nll}
+
+
+# ---------------------------------------------------------------------------------------------
+# judge: the first edition's rule and the three statements
+# ---------------------------------------------------------------------------------------------
+
+
+def verdict(s: ScaleSettings, small: dict[float, list[float]],
             large: dict[float, list[float]]) -> tuple[str, str, dict[str, dict[str, str]]]:
     """For every rate: (i) dropout helps at the smallest n, (ii) it does not at the largest n."""
     parts: dict[str, dict[str, str]] = {}
     held, texts = 0, []
     for p in small:
-        j_small = judge(small[p], min_effect=MIN_EFFECT,
-                        what=f"KL(no dropout) - KL(p={p:g}) at the smallest n, nats")
-        j_large = judge(large[p], min_effect=MIN_EFFECT,
-                        what=f"KL(no dropout) - KL(p={p:g}) at the largest n, nats")
+        j_small = base_judge(small[p], min_effect=s.min_effect,
+                             what=f"KL(no dropout) - KL(p={p:g}) at the smallest n, nats")
+        j_large = base_judge(large[p], min_effect=s.min_effect,
+                             what=f"KL(no dropout) - KL(p={p:g}) at the largest n, nats")
         helps_small = j_small.verdict == "supported"
         no_help_large = j_large.verdict == "not supported"
         held += helps_small + no_help_large
@@ -181,278 +256,270 @@ def verdict(small: dict[float, list[float]],
     return v, criterion, parts
 
 
-def statements(effects: dict[float, list[list[float]]], early: list[dict[str, Any]],
-               survey: dict[str, Any]) -> list[Statement]:
-    """[scale.nodrop], [scale.slow] and [scale.counter], each from its own rule (issue 14)."""
+#: (name, per-seed effects or an already judged Statement, threshold, unit)
+Part = tuple[str, Any, float, str]
+
+
+def parts_statement(id_: str, text: str, parts: list[Part], rule: str,
+                    extra: dict[str, Any] | None = None) -> Statement:
+    """A statement made of parts, each judged by the shared effect rule (or already judged,
+    when it is a descriptive Statement), combined by `all_of`."""
+    judged = []
+    for name, e, t, u in parts:
+        if isinstance(e, Statement):  # an already judged (descriptive) part
+            judged.append((name, e.verdict, e.conditions, e.numbers))
+        else:
+            judged.append((name, *effect_conditions(e, t, u)))
+    return Statement(
+        id=id_, group=ID, text=text, verdict=all_of([(n, v) for n, v, _, _ in judged]),
+        criterion=rule + " Statement: " + ALL_OF_RULE,
+        conditions=[Condition(f"({n}) {c.rule}", c.measured, c.holds)
+                    for n, _, cs, _ in judged for c in cs],
+        numbers={n: {"verdict": v, **nums} for n, v, _, nums in judged} | (extra or {}),
+        kind="descriptive and measured" if any(isinstance(e, Statement)
+                                               for _, e, _, _ in parts) else "measured")
+
+
+def _rate_means(effects: dict[float, list[list[float]]], column: int) -> list[float]:
+    """Per seed: the effect at size index ``column``, averaged over the rates."""
     rates = list(effects)
     n_seeds = len(next(iter(effects.values())))
-    small = [sum(effects[p][k][0] for p in rates) / len(rates) for k in range(n_seeds)]
-    large_harm = [-sum(effects[p][k][-1] for p in rates) / len(rates) for k in range(n_seeds)]
-    rate_text = f"mean over p in {[float(p) for p in rates]}"
+    return [sum(effects[p][k][column] for p in rates) / len(rates) for k in range(n_seeds)]
 
-    def parts_statement(id_: str, text: str, parts: list[tuple[str, Any, float, str]],
-                        rule: str, extra: dict[str, Any] | None = None) -> Statement:
-        judged = []
-        for name, e, t, u in parts:
-            if isinstance(e, Statement):  # an already judged (descriptive) part
-                judged.append((name, e.verdict, e.conditions, e.numbers))
-            else:
-                judged.append((name, *effect_conditions(e, t, u)))
-        return Statement(
-            id=id_, group=ID, text=text, verdict=all_of([(n, v) for n, v, _, _ in judged]),
-            criterion=rule + " Statement: " + ALL_OF_RULE,
-            conditions=[Condition(f"({n}) {c.rule}", c.measured, c.holds)
-                        for n, _, cs, _ in judged for c in cs],
-            numbers={n: {"verdict": v, **nums} for n, v, _, nums in judged} | (extra or {}),
-            kind="descriptive and measured" if any(isinstance(e, Statement)
-                                                   for _, e, _, _ in parts) else "measured")
 
-    out: list[Statement] = []
+def _rate_text(effects: dict[float, list[list[float]]]) -> str:
+    return f"mean over p in {[float(p) for p in effects]}"
+
+
+def nodrop_statement(s: ScaleSettings, effects: dict[float, list[list[float]]],
+                     survey: dict[str, Any]) -> Statement:
+    """[scale.nodrop]: the configuration survey (when it could be read) and the benefit of
+    dropout at the smallest training set."""
     survey_part = survey["judged"].get("scale.nodrop")
-    nodrop_parts: list[tuple[str, Any, float, str]] = []
+    parts: list[Part] = []
     if survey_part is not None:
-        nodrop_parts.append(("configurations", survey_part, 0.0, ""))
-    nodrop_parts.append(("dropout helps where the model overfits", small, MIN_EFFECT, "nats"))
-    out.append(parts_statement(
+        parts.append(("configurations", survey_part, 0.0, ""))
+    parts.append(("dropout helps where the model overfits", _rate_means(effects, 0),
+                  s.min_effect, "nats"))
+    return parts_statement(
         "scale.nodrop", "Modern large models use no or very low dropout, because overfitting is "
-        "not their bottleneck.", nodrop_parts,
+        "not their bottleneck.", parts,
         ("parts: " if survey_part is not None else "one part (the configuration survey could "
          "not be read): ")
         + (f"(configurations) {survey_part.criterion}; " if survey_part is not None else "")
         + f"(dropout helps where the model overfits) at the smallest training set (hundreds of "
-          f"epochs), KL(no dropout) - KL(dropout), {rate_text}, by the shared effect rule with "
-          f"threshold {MIN_EFFECT:g} nats."))
+          f"epochs), KL(no dropout) - KL(dropout), {_rate_text(effects)}, by the shared effect "
+          f"rule with threshold {s.min_effect:g} nats.")
 
-    def arr(key: str, variant: str) -> list[float]:
-        return [float(r[variant][key]) for r in early]
 
-    slower = [math.log(a / b) for a, b in zip(arr("steps_to_target", "standard"),
-                                              arr("steps_to_target", "none"), strict=True)]
-    std_harm = [a - b for a, b in zip(arr("final", "standard"), arr("final", "none"),
-                                      strict=True)]
-    out.append(parts_statement(
+def _early(early: list[dict[str, Any]], key: str, variant: str) -> list[float]:
+    """One value of one one-pass student, per seed."""
+    return [float(r[variant][key]) for r in early]
+
+
+def slow_statement(s: ScaleSettings, early: list[dict[str, Any]]) -> Statement:
+    """[scale.slow]: in the one-pass stream, standard dropout needs more steps to the target
+    and ends no better than no dropout."""
+    slower = [math.log(a / b) for a, b in zip(_early(early, "steps_to_target", "standard"),
+                                              _early(early, "steps_to_target", "none"),
+                                              strict=True)]
+    std_harm = [a - b for a, b in zip(_early(early, "final", "standard"),
+                                      _early(early, "final", "none"), strict=True)]
+    variants = ("none", "standard", "early")
+    return parts_statement(
         "scale.slow", "When a model underfits, dropout only slows training.",
-        [("slower to the target", slower, math.log(1.1), ""),
+        [("slower to the target", slower, math.log(s.min_slowdown), ""),
          ("no better at the end", std_harm, 0.0, "nats")],
-        "in the one-pass stream (the student underfits), standard dropout against none from the "
-        "same initial weights and batches; two parts by the shared effect rule: (slower to the "
-        "target) log(steps standard dropout needs to reach the target / steps no dropout "
-        "needs), target = the no-dropout student's excess risk halfway through, threshold "
-        "log 1.1 (10% more steps); (no better at the end) final excess risk with dropout minus "
-        "without, threshold 0 nats.",
-        extra={"cpu_s_per_step": {v: mean_se(arr("cpu_s_per_step", v))[0] for v in
-                                  ("none", "standard", "early")},
-               "cpu_s_to_target": {v: mean_se(arr("cpu_s_to_target", v))[0] for v in
-                                   ("none", "standard", "early")},
+        f"in the one-pass stream (the student underfits), standard dropout against none from "
+        f"the same initial weights and batches; two parts by the shared effect rule: (slower to "
+        f"the target) log(steps standard dropout needs to reach the target / steps no dropout "
+        f"needs), target = the no-dropout student's excess risk halfway through, threshold "
+        f"log {s.min_slowdown:g} ({s.min_slowdown - 1:.0%} more steps); (no better at the end) "
+        f"final excess risk with dropout minus without, threshold 0 nats.",
+        extra={"cpu_s_per_step": {v: mean_se(_early(early, "cpu_s_per_step", v))[0]
+                                  for v in variants},
+               "cpu_s_to_target": {v: mean_se(_early(early, "cpu_s_to_target", v))[0]
+                                   for v in variants},
                "reached_target": {v: [bool(r[v]["reached_target"]) for r in early]
-                                  for v in ("none", "standard", "early")}}))
-    early_gain = [a - b for a, b in zip(arr("final", "none"), arr("final", "early"),
-                                        strict=True)]
-    out.append(parts_statement(
+                                  for v in variants}})
+
+
+def counter_statement(s: ScaleSettings, effects: dict[float, list[list[float]]],
+                      early: list[dict[str, Any]]) -> Statement:
+    """[scale.counter]: standard dropout hurts at the largest n, and early dropout (Liu et al.
+    2023) does not rescue it."""
+    large_harm = [-e for e in _rate_means(effects, -1)]
+    early_gain = [a - b for a, b in zip(_early(early, "final", "none"),
+                                        _early(early, "final", "early"), strict=True)]
+    return parts_statement(
         "scale.counter", "Dropout is often counterproductive at scale.",
         [("standard dropout hurts at the largest n", large_harm, 0.0, "nats"),
-         ("early dropout does not help either", [MIN_EFFECT - g for g in early_gain], 0.0,
+         ("early dropout does not help either", [s.min_effect - g for g in early_gain], 0.0,
           "nats")],
         f"two parts by the shared effect rule: (standard dropout hurts at the largest n) "
-        f"KL(dropout) - KL(no dropout) at the largest training set (one pass), {rate_text}, "
-        f"threshold 0 nats; (early dropout does not help either) {MIN_EFFECT:g} nats - (final "
-        f"KL without dropout - final KL with early dropout), threshold 0: early dropout (Liu "
-        f"et al. 2023) gains less than {MIN_EFFECT:g} nats.",
-        extra={"early_gain_per_seed": early_gain}))
-    return out
+        f"KL(dropout) - KL(no dropout) at the largest training set (one pass), "
+        f"{_rate_text(effects)}, threshold 0 nats; (early dropout does not help either) "
+        f"{s.min_effect:g} nats - (final KL without dropout - final KL with early dropout), "
+        f"threshold 0: early dropout (Liu et al. 2023) gains less than {s.min_effect:g} nats.",
+        extra={"early_gain_per_seed": early_gain})
 
 
-def early_figure(early: list[dict[str, Any]], e: EarlySettings) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels = {"none": "no dropout", "standard": f"dropout p={e.p:g} throughout",
-              "early": f"early dropout p={e.p:g}, first {e.early_fraction:.0%} of steps"}
-    for i, v in enumerate(("none", "standard", "early")):
-        steps = [s for s, _ in early[0][v]["curve"]]
-        rows = [[val for _, val in r[v]["curve"]] for r in early]
-        errorbar(ax, steps, rows, color=f"C{i}", label=labels[v], marker=".")
-    ax.axhline(mean_se([r["target"] for r in early])[0], color="0.4", ls=":",
-               label="target: no dropout's risk halfway")
-    ax.set_yscale("log")
-    ax.set(xlabel="Adam steps (one pass over the stream)",
-           ylabel="test excess risk KL(teacher || student) (nats, log)",
-           title="Underfitting regime: dropout, early dropout and none")
-    ax.legend(fontsize=8)
-    return Figure("scale_early_dropout", figure_png(fig),
-                  f"Test excess risk during one pass over the largest training set, mean ± 2 se "
-                  f"over {len(early)} seeds, the three students from the same initial weights and "
-                  f"batches. Early dropout switches off after {e.early_fraction:.0%} of the "
-                  f"steps (Liu et al., ICML 2023).")
+def statements(s: ScaleSettings, effects: dict[float, list[list[float]]],
+               early: list[dict[str, Any]], survey: dict[str, Any]) -> list[Statement]:
+    """[scale.nodrop], [scale.slow] and [scale.counter], each from its own rule (issue 14)."""
+    return [nodrop_statement(s, effects, survey), slow_statement(s, early),
+            counter_statement(s, effects, early)]
 
 
-def figures(s: Settings, loss: dict[str, list[list[float]]], effects: dict[float, list],
-            params: int) -> list[Figure]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = list(s.sizes)
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for i, (name, rows) in enumerate(loss.items()):
-        errorbar(axes[0], sizes, rows, marker="o", color=f"C{i}", label=name)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("test excess risk KL(teacher || student)\n(nats, log scale)")
-    axes[0].set_title("Student loss vs training-set size")
-    for i, (p, rows) in enumerate(effects.items()):
-        errorbar(axes[1], sizes, rows, marker="o", color=f"C{i + 1}",
-                  label=f"KL(none) - KL(p={p:g})")
-    axes[1].axhline(0.0, color="k", lw=1)
-    top = max(max(mean_se(col)[0] + 2 * mean_se(col)[1] for col in zip(*rows, strict=True))
-              for rows in effects.values())
-    axes[1].set_ylim(top=max(0.02, 2 * top))
-    axes[1].set_yscale("symlog", linthresh=0.01)  # small effects at large n stay visible
-    axes[1].set_ylabel("benefit of dropout (nats, symlog)\n> 0: dropout helps")
-    axes[1].set_title("Effect of dropout vs training-set size")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel(f"training examples n (log scale); student has {params} parameters")
-        ax.legend(fontsize=8)
-        # ticks at the sizes measured, both axes: log-axis minor labels collided at every size
-        ax.set_xticks(sizes, [f"{n:g}" for n in sizes])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        sec = ax.secondary_xaxis("top", functions=(lambda n: n / params, lambda r: r * params))
-        sec.set_xticks([n / params for n in sizes])
-        sec.xaxis.set_major_formatter(FuncFormatter(lambda r, _: f"{r:.2g}"))
-        sec.xaxis.set_minor_formatter(NullFormatter())
-        sec.set_xlabel("data / parameters")
-    fig.suptitle(f"Teacher-student stream, {s.steps} Adam steps of {s.batch_size} for every n "
-                 f"(the largest n is one pass); mean ± 2 se over seeds")
-    return [Figure("scale_crossover", figure_png(fig),
-                   "Left: excess test risk of the fixed-size student with and without dropout. "
-                   "Right: the benefit of dropout (no-dropout loss minus dropout loss) per "
-                   "training-set size; the top axis shows examples per student parameter. "
-                   "Error bars: ± 2 se over seeds.")]
+# ---------------------------------------------------------------------------------------------
+# judge: numbers and prose
+# ---------------------------------------------------------------------------------------------
 
 
-def run(cfg: LabConfig) -> ClaimResult:
-    """Measure claim 7 (see the module docstring)."""
-    from dropkit._progress import progress_bar
+def excess_risks(s: ScaleSettings, per_seed: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """Student name -> per seed, the excess risk at each size."""
+    _, names = config_names(s)
+    return {name: [r["excess_risk"][name] for r in per_seed] for name in names}
 
-    start = time.perf_counter()
-    s = QUICK if cfg.quick else Settings()
-    seeds = check_seeds(cfg)
-    teacher = make_teacher(s)
-    x_te, log_t_te, _ = draw(teacher, s.n_test, s.d_in,
-                             generator=torch.Generator().manual_seed(TEACHER_SEED + 1))
-    bayes_nll = float(-(log_t_te.exp() * log_t_te).sum(-1).mean())
-    configs = (0.0, *s.rates)
-    names = ["no dropout" if p == 0 else f"dropout p={p:g}" for p in configs]
-    loss: dict[str, list[list[float]]] = {name: [] for name in names}
-    with progress_bar(total=len(seeds) * len(s.sizes) * len(configs), desc=ID, file=sys.stderr,
-              enabled=cfg.progress) as bar:
-        for seed in seeds:
-            gen = torch.Generator().manual_seed(seed)
-            x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in, generator=gen)
-            rows: dict[str, list[float]] = {name: [] for name in names}
-            for n in s.sizes:
-                for p, name in zip(configs, names, strict=True):
-                    student = fit_student(x_all[:n], y_all[:n], s, p=p, seed=seed)
-                    rows[name].append(excess_risk(student, x_te, log_t_te))
-                    bar.update()
-            for name in names:
-                loss[name].append(rows[name])
-    params = n_params(mlp(s.d_in, list(s.student_hidden), s.classes))
+
+def dropout_effects(s: ScaleSettings,
+                    loss: dict[str, list[list[float]]]) -> dict[float, list[list[float]]]:
+    """Rate -> per seed, KL(no dropout) - KL(dropout) at each size (> 0: dropout helps)."""
+    configs, names = config_names(s)
     base = loss[names[0]]
-    effects = {p: [[a - b for a, b in zip(r0, r, strict=True)] for r0, r in
-                   zip(base, loss[name], strict=True)]
-               for p, name in zip(configs[1:], names[1:], strict=True)}
-    first_verdict, first_edition, parts = verdict(
-        {p: [row[0] for row in e] for p, e in effects.items()},
-        {p: [row[-1] for row in e] for p, e in effects.items()})
-    # counter-evidence and cost in the underfitting regime (after the first edition's runs;
-    # every student seeds its own init and batches, so the numbers above are unchanged)
-    es = EarlySettings.quick() if cfg.quick else EarlySettings()
-    early = []
-    for seed in seeds:
-        x_all, _, y_all = draw(teacher, max(s.sizes), s.d_in,
-                               generator=torch.Generator().manual_seed(seed))
-        early.append(early_measure(
-            x_all, y_all, d_in=s.d_in, hidden=list(s.student_hidden), classes=s.classes,
-            steps=s.steps, batch_size=s.batch_size, lr=s.lr, seed=seed, e=es,
-            evaluate=lambda m: excess_risk(m, x_te, log_t_te)))
-    survey = survey_claims(cfg.quick, ID)
-    judged = statements(effects, early, survey)
-    v, criterion = group_summary(judged)
-    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
-    split = disagreement(judged)
+    return {p: [[a - b for a, b in zip(r0, r, strict=True)] for r0, r in
+                zip(base, loss[name], strict=True)]
+            for p, name in zip(configs[1:], names[1:], strict=True)}
+
+
+def crossovers(s: ScaleSettings, effects: dict[float, list[list[float]]],
+               params: int) -> dict[str, Any]:
+    """Per rate: where the mean effect changes sign, in n and in data per parameter."""
     sizes = list(s.sizes)
-    cross = {}
+    cross: dict[str, Any] = {}
     for p, e in effects.items():
         means = [mean_se([row[i] for row in e])[0] for i in range(len(sizes))]
         c = crossover(sizes, means)
         cross[f"p={p:g}"] = ({"n": c, "data_per_param": c / params} if c is not None
                              else "no sign change within the sizes tried")
+    return cross
+
+
+def numbers(s: ScaleSettings, loss: dict[str, list[list[float]]],
+            effects: dict[float, list[list[float]]], parts: dict[str, dict[str, str]],
+            early: list[dict[str, Any]], shared: dict[str, Any]) -> dict[str, Any]:
+    """Every measured value of the claim, per seed, for ``results.json``."""
+    sizes = list(s.sizes)
+    params = student_params(s)
     summary = {f"p={p:g}": [dict(zip(("mean", "se"), mean_se([row[i] for row in e]),
                                      strict=True)) for i in range(len(sizes))]
                for p, e in effects.items()}
-    numbers: dict[str, Any] = {
+    return {
         "sizes": sizes,
-        "epochs_per_size": [max(1, round(s.steps * s.batch_size / n)) for n in sizes],
+        "epochs_per_size": epochs_per_size(s),
         "student_params": params,
         "data_per_param": [n / params for n in sizes],
-        "teacher_bayes_nll": bayes_nll,
+        "teacher_bayes_nll": shared["teacher_bayes_nll"],
         "excess_risk_per_seed": loss,
         "effect_per_seed": {f"p={p:g}": e for p, e in effects.items()},
         "effect_summary": summary,
-        "crossover": cross,
+        "crossover": crossovers(s, effects, params),
         "part_verdicts": parts,
-        "early_dropout": {"settings": asdict(es), "per_seed": early,
+        "early_dropout": {"settings": asdict(s.early), "per_seed": early,
                           "final_mean": {k: mean_se([r[k]["final"] for r in early])[0]
                                          for k in ("none", "standard", "early")}},
+        "config_survey": shared["survey"]["table"],
     }
-    numbers["config_survey"] = survey["table"]
+
+
+def student_params(s: ScaleSettings) -> int:
+    return n_params(mlp(s.d_in, list(s.student_hidden), s.classes))
+
+
+def key_number(s: ScaleSettings, numbers_: dict[str, Any], cpu: dict[str, float]) -> str:
+    """One line for the report's table (the CPU ratio is a timing: it varies run to run)."""
+    sizes, summary, cross = numbers_["sizes"], numbers_["effect_summary"], numbers_["crossover"]
     first = {k: v_[0]["mean"] for k, v_ in summary.items()}
     last = {k: v_[-1]["mean"] for k, v_ in summary.items()}
-    key = ("benefit of dropout (nats): " + "; ".join(
+    fm = numbers_["early_dropout"]["final_mean"]
+    return ("benefit of dropout (nats): " + "; ".join(
         f"{k}: {first[k]:+.3f} at n={sizes[0]}, {last[k]:+.3f} at n={sizes[-1]}" for k in first)
         + "; crossover " + ", ".join(
         f"{k}: n~{c['n']:.0f}" if isinstance(c, dict) else f"{k}: none" for k, c in
-        cross.items()))
-    setup = (f"Teacher: fixed random tanh MLP {s.d_in}-{'-'.join(map(str, s.teacher_hidden))}-"
-             f"{s.classes} (weight std {s.teacher_gain}/sqrt(fan_in), logits scaled to std "
-             f"{s.logit_scale}); x ~ N(0, I), labels sampled from the teacher's softmax (Bayes "
-             f"NLL {bayes_nll:.3f} nats). Student: ReLU MLP {s.d_in}-"
-             f"{'-'.join(map(str, s.student_hidden))}-{s.classes} ({params} parameters), dropout "
-             f"p in {list(configs)} after each hidden layer; {s.steps} Adam steps (lr {s.lr}, "
-             f"batch {s.batch_size}) for every training-set size n in {sizes}, i.e. "
-             f"{numbers['epochs_per_size']} epochs; test risk on {s.n_test} fresh inputs.")
-    caveats = [
+        cross.items())
+        + f"; one pass, final KL none {fm['none']:.3f}, p={s.early.p:g} {fm['standard']:.3f}, "
+          f"early {fm['early']:.3f} nats; CPU per step x{cpu['standard'] / cpu['none']:.2f} "
+          f"with dropout")
+
+
+def setup(s: ScaleSettings, bayes_nll: float) -> str:
+    configs, _ = config_names(s)
+    es = s.early
+    return (f"Teacher: fixed random tanh MLP {s.d_in}-{'-'.join(map(str, s.teacher_hidden))}-"
+            f"{s.classes} (weight std {s.teacher_gain}/sqrt(fan_in), logits scaled to std "
+            f"{s.logit_scale}); x ~ N(0, I), labels sampled from the teacher's softmax (Bayes "
+            f"NLL {bayes_nll:.3f} nats). Student: ReLU MLP {s.d_in}-"
+            f"{'-'.join(map(str, s.student_hidden))}-{s.classes} ({student_params(s)} "
+            f"parameters), dropout p in {list(configs)} after each hidden layer; {s.steps} Adam "
+            f"steps (lr {s.lr}, batch {s.batch_size}) for every training-set size n in "
+            f"{list(s.sizes)}, i.e. {epochs_per_size(s)} epochs; test risk on {s.n_test} fresh "
+            f"inputs."
+            f" Underfitting regime ([scale.slow], [scale.counter]): one pass over the "
+            f"largest set with no dropout, dropout p={es.p:g} throughout, and early dropout "
+            f"(p={es.p:g} for the first {es.early_fraction:.0%} of the steps), evaluated "
+            f"every {es.eval_every} steps.")
+
+
+def caveats(survey: dict[str, Any]) -> list[str]:
+    out = [
         "One teacher, one student size and one step budget; 'huge data' here means a few tens "
         "of examples per parameter, far from language-model scale.",
         "The step budget is the same for every n, so the largest sizes are also the least "
         "trained per example; a longer stream would shift the crossover.",
         "No learning-rate schedule or tuning per setting; dropout rates are fixed in advance.",
+        "[scale.slow]'s CPU seconds per step are measured on this machine and vary with its "
+        "load; the verdict uses step counts, not seconds.",
     ]
-    fm = numbers["early_dropout"]["final_mean"]
-    cpu = next(st for st in judged if st.id == "scale.slow").numbers["cpu_s_per_step"]
-    key += (f"; one pass, final KL none {fm['none']:.3f}, p={es.p:g} {fm['standard']:.3f}, "
-            f"early {fm['early']:.3f} nats; CPU per step x{cpu['standard'] / cpu['none']:.2f} "
-            f"with dropout" + (f". {split}" if split else ""))
-    setup += (f" Underfitting regime ([scale.slow], [scale.counter]): one pass over the "
-              f"largest set with no dropout, dropout p={es.p:g} throughout, and early dropout "
-              f"(p={es.p:g} for the first {es.early_fraction:.0%} of the steps), evaluated "
-              f"every {es.eval_every} steps.")
-    caveats.append("[scale.slow]'s CPU seconds per step are measured on this machine and vary "
-                   "with its load; the verdict uses step counts, not seconds.")
     if "scale.nodrop" not in survey["judged"]:
-        caveats.append("[scale.nodrop]'s configuration part is not judged in this run ("
-                       + "; ".join(survey["table"]["unavailable"]) + ").")
-    return ClaimResult(id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=v,
-                       criterion=criterion, key_number=key, numbers=numbers,
-                       figures=figures(s, loss, effects, params) + [early_figure(early, es)]
-                       + survey["figures"], caveats=caveats,
-                       config={"quick": cfg.quick, "teacher_seed": TEACHER_SEED, **asdict(s),
-                               "early": asdict(es)},
-                       seeds=seeds, seconds=time.perf_counter() - start, statements=judged)
+        out.append("[scale.nodrop]'s configuration part is not judged in this run ("
+                   + "; ".join(survey["table"]["unavailable"]) + ").")
+    return out
+
+
+def judge(s: ScaleSettings, per_seed: list[dict[str, Any]],
+          shared: dict[str, Any]) -> Judged:
+    """The three statements, the first edition's rule (in the criterion), numbers and prose."""
+    loss = excess_risks(s, per_seed)
+    effects = dropout_effects(s, loss)
+    early = [r["early"] for r in per_seed]
+    first_verdict, first_edition, parts = verdict(
+        s, {p: [row[0] for row in e] for p, e in effects.items()},
+        {p: [row[-1] for row in e] for p, e in effects.items()})
+    judged = statements(s, effects, early, shared["survey"])
+    _, criterion = group_summary(judged)
+    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
+    split = disagreement(judged)
+    nums = numbers(s, loss, effects, parts, early, shared)
+    cpu = next(st for st in judged if st.id == "scale.slow").numbers["cpu_s_per_step"]
+    return Judged(statements=judged, criterion=criterion,
+                  key_number=key_number(s, nums, cpu) + (f". {split}" if split else ""),
+                  numbers=nums, setup=setup(s, shared["teacher_bayes_nll"]),
+                  caveats=caveats(shared["survey"]))
+
+
+def figures(s: ScaleSettings, per_seed: list[dict[str, Any]],
+            shared: dict[str, Any]) -> list[Figure]:
+    """The crossover, the one-pass curves and the configuration survey (no training)."""
+    loss = excess_risks(s, per_seed)
+    return ([crossover_figure(s, loss, dropout_effects(s, loss), student_params(s)),
+             early_figure([r["early"] for r in per_seed], s.early)]
+            + shared["survey"]["figures"])
+
+
+EXPERIMENT = ClaimExperiment(id=ID, title=TITLE, claim=CLAIM, settings=SETTINGS,
+                             measure=measure, judge=judge, figures=figures, shared=shared)
+
+
+def run(cfg: LabConfig) -> ClaimResult:
+    """Measure claim 7 (see the module docstring), one seed after another."""
+    return run_experiment(EXPERIMENT, cfg)
