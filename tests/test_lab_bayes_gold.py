@@ -230,6 +230,17 @@ def test_cheap_rule(w2, cost, verdict):
     assert mc["verdict"] == "supported"  # correlation 0.9 on every seed
 
 
+def test_rules_read_their_thresholds_from_the_settings():
+    w2 = {"mc_dropout": 0.05, "ensemble": 0.04, "laplace": 0.06, "scaled_map": 0.20}
+    rows = [_row(0.9, {m: v + j for m, v in w2.items()}, CHEAP) for j in (0.0, 0.001, -0.001)]
+    assert [v["verdict"] for v in G.judge(rows, G.Settings())] == ["supported", "supported"]
+    # 1 s is not <= 0.1 x the ensemble's 5 s; 0.9 is not > 0.95
+    strict = G.Settings(max_cost_vs_ensemble=0.1, min_log_std_corr=0.95)
+    assert [v["verdict"] for v in G.judge(rows, strict)] == ["not supported", "not supported"]
+    # the W2 gain is 0.15 y units on every seed (se 0), not > 0.2: (a) fails, not supported
+    assert G.judge(rows, G.Settings(min_w2_gain=0.2))[1]["verdict"] == "not supported"
+
+
 def test_mc_rule_uses_the_correlation():
     w2 = {"mc_dropout": 0.05, "ensemble": 0.04, "laplace": 0.06, "scaled_map": 0.2}
     for corrs, verdict in (([0.9, 0.85, 0.95], "supported"), ([0.5, 0.6, 0.4], "partly supported"),
