@@ -26,14 +26,14 @@ from dropkit.lab.base import figure_png
 
 
 def _bayes(args: argparse.Namespace, out: Path) -> None:
-    s = bayes_gold.Settings.quick() if args.quick else bayes_gold.Settings()
+    s = bayes_gold.Settings().quick() if args.quick else bayes_gold.Settings()
     rows = []
     for seed in (int(x) for x in args.seeds.split(",")):
         wall, cpu = time.perf_counter(), time.process_time()
         rows.append(bayes_gold.measure(s, seed))
         print(f"seed {seed}: wall {time.perf_counter() - wall:.1f} s, cpu "
               f"{time.process_time() - cpu:.1f} s, load {os.getloadavg()[0]:.1f}")
-    verdicts = bayes_gold.judge(rows)
+    verdicts = bayes_gold.judge(rows, s)
     for v in verdicts:
         print(f"[{v['id']}] {v['verdict']}: {v['criterion']}")
     summ = bayes_gold.summary(rows)

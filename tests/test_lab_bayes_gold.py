@@ -15,7 +15,7 @@ from dropkit.lab.posteriors import gaussian_linear_posterior, linear_predictive,
 
 pytest.importorskip("pyro")  # the gold standard needs pyro-ppl (a dev dependency)
 
-QUICK = G.Settings.quick()
+QUICK = G.Settings().quick()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_nuts_matches_the_conjugate_posterior_predictive():
 
 def test_last_layer_laplace_equals_laplace_torch():
     laplace = pytest.importorskip("laplace")
-    s = G.Settings.quick()
+    s = G.Settings().quick()
     x, y = _data(s)
     net = G.fit(G.make_net(s, 0), x, y, s, 0)
     g = G.grid(s)
@@ -147,7 +147,7 @@ def test_region_masks_by_hand():
 
 
 def test_ensemble_members_differ_and_their_mean_is_the_prediction():
-    s = G.Settings.quick()
+    s = G.Settings().quick()
     x, y = _data(s)
     g = G.grid(s)
     pred, members = G.run_ensemble(x, y, g, s, seed=0)
@@ -224,23 +224,34 @@ CHEAP = {"mc_dropout": 1.0, "ensemble": 5.0, "laplace": 2.0, "scaled_map": 1.0, 
 def test_cheap_rule(w2, cost, verdict):
     jitter = [0.0, 0.001, -0.001]  # a small seed-to-seed spread, so se > 0
     rows = [_row(0.9, {m: v + j for m, v in w2.items()}, cost) for j in jitter]
-    mc, cheap = G.judge(rows)
+    mc, cheap = G.judge(rows, G.Settings())
     assert (mc["id"], cheap["id"]) == ("bayes.mc", "bayes.cheap")
     assert cheap["verdict"] == verdict
     assert mc["verdict"] == "supported"  # correlation 0.9 on every seed
+
+
+def test_rules_read_their_thresholds_from_the_settings():
+    w2 = {"mc_dropout": 0.05, "ensemble": 0.04, "laplace": 0.06, "scaled_map": 0.20}
+    rows = [_row(0.9, {m: v + j for m, v in w2.items()}, CHEAP) for j in (0.0, 0.001, -0.001)]
+    assert [v["verdict"] for v in G.judge(rows, G.Settings())] == ["supported", "supported"]
+    # 1 s is not <= 0.1 x the ensemble's 5 s; 0.9 is not > 0.95
+    strict = G.Settings(max_cost_vs_ensemble=0.1, min_log_std_corr=0.95)
+    assert [v["verdict"] for v in G.judge(rows, strict)] == ["not supported", "not supported"]
+    # the W2 gain is 0.15 y units on every seed (se 0), not > 0.2: (a) fails, not supported
+    assert G.judge(rows, G.Settings(min_w2_gain=0.2))[1]["verdict"] == "not supported"
 
 
 def test_mc_rule_uses_the_correlation():
     w2 = {"mc_dropout": 0.05, "ensemble": 0.04, "laplace": 0.06, "scaled_map": 0.2}
     for corrs, verdict in (([0.9, 0.85, 0.95], "supported"), ([0.5, 0.6, 0.4], "partly supported"),
                            ([-0.2, 0.1, 0.0], "not supported")):
-        got = G.judge([_row(c, w2, CHEAP) for c in corrs])[0]
+        got = G.judge([_row(c, w2, CHEAP) for c in corrs], G.Settings())[0]
         assert got["verdict"] == verdict
         assert got["numbers"]["mean"] == pytest.approx(sum(corrs) / 3)
 
 
 def test_quick_run_verdicts_follow_their_rules(quick_run):
-    mc, cheap = G.judge([quick_run])
+    mc, cheap = G.judge([quick_run], QUICK)
     assert mc["verdict"] in VERDICTS and cheap["verdict"] in VERDICTS
     corr = quick_run["methods"]["mc_dropout"]["log_std_corr_with_hmc"]
     assert mc["numbers"]["log_std_corr"] == [corr]

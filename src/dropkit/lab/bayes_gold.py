@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -43,13 +43,6 @@ METHODS = ("mc_dropout", "ensemble", "laplace", "scaled_map")
 SPREAD_METHODS = ("mc_dropout", "ensemble", "laplace")  # those with an epistemic spread
 REGIONS = ("data", "gap", "outside")
 AWAY = ("gap", "outside")  # the regions "away from the data"
-
-# Pre-registered thresholds of the verdicts (see `judge`).
-MIN_LOG_STD_CORR = 0.5  # [bayes.mc]: correlation of log epistemic std with HMC's over the grid
-MIN_W2_GAIN = 0.02  # [bayes.cheap]: y units (the noise std is 0.1)
-MAX_COST_VS_ENSEMBLE = 0.5  # "cheap": at most half the ensemble's seconds
-MAX_COST_VS_HMC = 0.1  # and at most a tenth of the HMC's
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -71,13 +64,18 @@ class Settings:
     hmc_warmup: int = 100
     hmc_samples: int = 150
     hmc_tree_depth: int = 6
+    # Pre-registered thresholds of the verdicts (see `judge`).
+    min_log_std_corr: float = 0.5  # [bayes.mc]: corr. of log epistemic std with HMC's (grid)
+    min_w2_gain: float = 0.02  # [bayes.cheap]: y units (the noise std is 0.1)
+    max_cost_vs_ensemble: float = 0.5  # "cheap": at most half the ensemble's seconds
+    max_cost_vs_hmc: float = 0.1  # and at most a tenth of the HMC's
 
-    @classmethod
-    def quick(cls) -> Settings:
-        """Tiny sizes for the tests: a real NUTS run, a few seconds in all."""
-        return cls(hidden=10, n_per_cluster=10, n_val_per_cluster=5, grid=(-3.0, 3.0, 61),
-                   steps=100, p_grid=(0.05,), mc_samples=50, members=5, hmc_warmup=25,
-                   hmc_samples=25, hmc_tree_depth=4)
+    def quick(self) -> Settings:
+        """Tiny sizes for the tests: a real NUTS run, a few seconds in all (the rates, prior
+        and thresholds stay as they are)."""
+        return replace(self, hidden=10, n_per_cluster=10, n_val_per_cluster=5,
+                       grid=(-3.0, 3.0, 61), steps=100, p_grid=(0.05,), mc_samples=50,
+                       members=5, hmc_warmup=25, hmc_samples=25, hmc_tree_depth=4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,21 +428,22 @@ def away_w2(row: dict[str, Any], method: str) -> float:
     return sum(row["methods"][method]["regions"][r]["w2"] for r in AWAY) / len(AWAY)
 
 
-def judge(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Verdicts of [bayes.mc] and [bayes.cheap] from the per-seed numbers, with their rules."""
+def judge(per_seed: Sequence[dict[str, Any]], s: Settings) -> list[dict[str, Any]]:
+    """Verdicts of [bayes.mc] and [bayes.cheap] from the per-seed numbers, with their rules
+    (the thresholds are ``s``'s)."""
     corr = [r["methods"]["mc_dropout"]["log_std_corr_with_hmc"] for r in per_seed]
-    mc = judge_effects(corr, min_effect=MIN_LOG_STD_CORR,
+    mc = judge_effects(corr, min_effect=s.min_log_std_corr,
                        what="Pearson correlation, over the grid, of log(MC dropout epistemic std) "
                             "with log(HMC epistemic std)")
 
     gain = [away_w2(r, "scaled_map") - away_w2(r, "mc_dropout") for r in per_seed]
-    better = judge_effects(gain, min_effect=MIN_W2_GAIN,
+    better = judge_effects(gain, min_effect=s.min_w2_gain,
                            what="W2 to HMC away from the data (gap and outside, mean of the two), "
                                 "scaled MAP (no epistemic spread) - MC dropout")
     cost = {m: mean_se([r["methods"][m]["cost_s"] for r in per_seed])[0] for m in METHODS}
     cost["hmc"] = mean_se([r["hmc"]["cost_s"] for r in per_seed])[0]
-    cheap = (cost["mc_dropout"] <= MAX_COST_VS_ENSEMBLE * cost["ensemble"]
-             and cost["mc_dropout"] <= MAX_COST_VS_HMC * cost["hmc"])
+    cheap = (cost["mc_dropout"] <= s.max_cost_vs_ensemble * cost["ensemble"]
+             and cost["mc_dropout"] <= s.max_cost_vs_hmc * cost["hmc"])
     dominated_by = []
     for m in ("ensemble", "laplace"):
         diff = [away_w2(r, "mc_dropout") - away_w2(r, m) for r in per_seed]
@@ -460,8 +459,8 @@ def judge(per_seed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     cheap_rule = (
         "supported if (a) MC dropout is clearly closer to HMC away from the data than the "
         f"scaled MAP net [{better.criterion}] is 'supported', (b) it is cheap: mean cost "
-        f"(train + predict CPU seconds) <= {MAX_COST_VS_ENSEMBLE:g} x the deep ensemble's and <= "
-        f"{MAX_COST_VS_HMC:g} x HMC's, and (c) no method that costs no more (ensemble, "
+        f"(train + predict CPU seconds) <= {s.max_cost_vs_ensemble:g} x the deep ensemble's "
+        f"and <= {s.max_cost_vs_hmc:g} x HMC's, and (c) no method that costs no more (ensemble, "
         "last-layer Laplace) is closer to HMC away from the data by more than 2 se over seeds; "
         "not supported if (a) is 'not supported' or (b) fails; else partly supported")
     ratio = {m: cost["mc_dropout"] / cost[m] for m in ("ensemble", "laplace", "hmc")}
