@@ -49,4 +49,5 @@ if __name__ == "__main__":
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
     install(args[0], sleep)
     # --force: the interrupt test reruns into the same --out on purpose
-    sys.exit(main(["lab", "--out", args[1], "--seeds", "0", "--no-progress", "--force"]))
+    sys.exit(main(["lab", "--out", args[1], "--seeds", "0", "--workers", "1", "--no-progress",
+                   "--force"]))

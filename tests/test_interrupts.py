@@ -108,7 +108,8 @@ def test_ctrl_c_in_lab_leaves_the_old_or_the_new_pair(tmp_path: Path) -> None:
     saved = dict(runner.CLAIMS)
     try:  # the previous run, in this process (a subprocess costs a torch import)
         lab_fake_claims.install("0")
-        assert main(["lab", "--out", str(out), "--seeds", "0", "--no-progress"]) == 0
+        assert main(["lab", "--out", str(out), "--seeds", "0", "--workers", "1",
+                     "--no-progress"]) == 0
     finally:
         runner.CLAIMS.clear()
         runner.CLAIMS.update(saved)

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from dropkit.errors import DropkitValueError
 from dropkit.lab import bayes_gold as G
+from dropkit.lab import bayes_vi
 from dropkit.lab import bayesian as B
 from dropkit.lab.base import LabConfig, assemble
 from tests.lab_claim_checks import check_claim, check_statements, verdict_by_hand
@@ -167,6 +168,8 @@ def _hand_made(measured, *, gain: float, corr: float, mc_cost: float):
         cov = row["regression"]["coverage_95"]
         cov["MC epistemic + aleatoric"]["outside"] = cov["deterministic + aleatoric"][
             "outside"] + gain - jitter
+        # [bayes.vi] concentrating like a posterior: supported
+        row["vi"]["mc_dropout_slope"], row["vi"]["reference_slope"] = -1.0 - jitter, -1.0
     costs = {"mc_dropout": mc_cost, "ensemble": 5.0, "laplace": 2.0, "scaled_map": 2.0}
     for k, g in enumerate(shared["gold"]):
         g["hmc"]["cost_s"] = 100.0
@@ -188,7 +191,7 @@ def _hand_made(measured, *, gain: float, corr: float, mc_cost: float):
 def test_judge_on_hand_made_numbers(measured, gain, corr, mc_cost, mc, cheap):
     per_seed, shared = _hand_made(measured, gain=gain, corr=corr, mc_cost=mc_cost)
     j = B.judge(S, per_seed, shared)
-    assert [s.verdict for s in j.statements] == [mc, cheap]
+    assert [s.verdict for s in j.statements] == ["supported", mc, cheap]
     assert ("The statements disagree" in j.key_number) == (mc != cheap)
     assert f"{gain:+.3f}" in j.key_number  # the mean AUROC gain (no spread in detection)
     first = verdict_by_hand([_effect_verdict([gain] * len(per_seed), 0.01)] * 3)
@@ -200,10 +203,14 @@ def test_assembled_result_rejudges_from_its_numbers(measured):
     cfg = LabConfig(quick=True, seeds=SEEDS[:2], progress=False)
     result = assemble(B.EXPERIMENT, cfg, per_seed, shared, seconds=1.0)
     check_claim(result, cfg, "bayesian")
-    check_statements(result, ["bayes.mc", "bayes.cheap"])
+    check_statements(result, ["bayes.vi", "bayes.mc", "bayes.cheap"])
     assert result.config["gold_seeds"] == 2 and result.config["quick"] is True
     assert result.config["gold"]["steps"] == S.gold.steps
-    mc = result.statements[0].numbers
+    vi = result.statements[0]
+    slopes = [r["vi"]["mc_dropout_slope"] for r in per_seed]
+    assert vi.numbers["mc_dropout_slope"]["mean"] == pytest.approx(np.mean(slopes))
+    assert vi.verdict == bayes_vi.statement(S.vi, [r["vi"] for r in per_seed]).verdict
+    mc = result.statements[1].numbers
     corr = [r["methods"]["mc_dropout"]["log_std_corr_with_hmc"] for r in shared["gold"]]
     assert mc["shape of HMC's uncertainty"]["per_seed"] == corr
-    assert result.statements[1].verdict == G.judge(shared["gold"], S.gold)[1]["verdict"]
+    assert result.statements[2].verdict == G.judge(shared["gold"], S.gold)[1]["verdict"]

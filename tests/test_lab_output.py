@@ -31,7 +31,8 @@ def fake_claims() -> Iterator[None]:
 
 
 def _lab(out: Path, *extra: str) -> int:
-    return main(["lab", "--out", str(out), "--seeds", "0", "--no-progress", *extra])
+    return main(["lab", "--out", str(out), "--seeds", "0", "--workers", "1", "--no-progress",
+                 *extra])
 
 
 def test_empty_claims_is_an_error_not_all_claims(tmp_path: Path, fake_claims: None,

@@ -34,7 +34,7 @@ import torch
 
 from dropkit.experiments.claim import Condition, Statement
 from dropkit.lab import bayes_gold as gold
-from dropkit.lab.base import mean_se
+from dropkit.lab.base import Figure, figure_png, mean_se
 from dropkit.lab.posteriors import gaussian_linear_posterior, linear_predictive
 from dropkit.mc.mcdropout import MCDropout
 
@@ -55,8 +55,7 @@ class VISettings:
     base: gold.Settings = field(default_factory=gold.Settings)
 
     def quick(self) -> VISettings:
-        return VISettings(sizes=(10, 80), p=self.p, mc_samples=50,
-                          base=gold.Settings(hidden=10, steps=100))
+        return VISettings(sizes=(10, 80), p=self.p, mc_samples=50, base=self.base.quick())
 
 
 def nested_data(s: VISettings, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,3 +141,22 @@ def statement(s: VISettings, per_seed: list[dict[str, Any]]) -> Statement:
 
 def _column_means(per_seed: list[dict[str, Any]], key: str) -> list[float]:
     return [sum(col) / len(col) for col in zip(*(r[key] for r in per_seed), strict=True)]
+
+
+def figure(per_seed: list[dict[str, Any]]) -> Figure:
+    """Epistemic variance in the data region against n (log-log), per seed, both methods."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, r in enumerate(per_seed):
+        ax.plot(r["n"], r["mc_dropout_var"], "o-", color="C0", alpha=0.6,
+                label="MC dropout (fixed p)" if i == 0 else None)
+        ax.plot(r["n"], r["reference_var"], "s--", color="C1", alpha=0.6,
+                label="exact last-layer posterior" if i == 0 else None)
+    ax.set(xscale="log", yscale="log", xlabel="training points n",
+           ylabel="mean epistemic variance in the data region",
+           title="[bayes.vi] does the spread concentrate as data grow?")
+    ax.legend(fontsize=8)
+    return Figure("bayesian_vi_concentration", figure_png(fig),
+                  "Epistemic variance where the data are, against the number of training "
+                  "points (one line per seed): a posterior's falls about like 1/n.")

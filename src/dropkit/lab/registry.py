@@ -27,7 +27,7 @@ CLAIMS: dict[str, str] = {
 STATEMENTS: dict[str, str] = {
     "reg.coadapt": "regularization", "reg.l2": "regularization", "reg.when": "regularization",
     "ens.subnets": "ensemble", "ens.scaling": "ensemble",
-    "bayes.mc": "bayesian", "bayes.cheap": "bayesian",
+    "bayes.vi": "bayesian", "bayes.mc": "bayesian", "bayes.cheap": "bayesian",
     "inv.same": "inverted", "inv.torch": "inverted", "inv.needed": "inverted",
     "tf.sites": "transformer-placement", "tf.residual": "transformer-placement",
     "tf.layernorm": "transformer-placement", "tf.embeddings": "transformer-placement",
