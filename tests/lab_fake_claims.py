@@ -43,11 +43,15 @@ def install(run_id: str, sleep: float = 0.0) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
     from dropkit.cli import main
 
     args = sys.argv[1:]
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
     install(args[0], sleep)
     # --force: the interrupt test reruns into the same --out on purpose
-    sys.exit(main(["lab", "--out", args[1], "--seeds", "0", "--workers", "1", "--no-progress",
-                   "--force"]))
+    code = main(["lab", "--out", args[1], "--seeds", "0", "--workers", "1", "--no-progress",
+                 "--force"])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as `dropkit.cli.entry` does, after the command
+    sys.exit(code)
