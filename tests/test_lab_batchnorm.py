@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
+from dropkit.experiments.claim import group_verdict
 from dropkit.lab import batchnorm as BN
 from dropkit.lab.base import LabConfig
 from tests.lab_claim_checks import check_claim, check_statements, rejudge
 
 CFG = LabConfig(quick=True, seeds=(0, 1), progress=False)
+Q = BN.SETTINGS.quick()
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +23,68 @@ def result():
     return BN.run(CFG)
 
 
-def test_quick_run_structure(result):
-    check_claim(result, CFG, "batchnorm")
-    rows = result.numbers["per_seed"][0]["rows"]
-    assert {r["placement"] for r in rows} == set(BN.PLACEMENTS)
-    for r in rows:
-        assert len(r["shift"]) == BN.QUICK.blocks == len(r["shift_after_recalibration"])
-        assert all(v > 0 for v in r["shift"])
+def test_measure_is_pure_and_gives_the_run_its_numbers(result):
+    check_claim(result, CFG, "batchnorm")  # the lab's contract: JSON numbers, decodable figures
+    torch.manual_seed(123)  # another global stream, and seed 1 alone (the run did 0 first)
+    again = BN.measure(Q, 1)
+    main, recipe = result.numbers["per_seed"], result.numbers["recipe"]["per_seed"]
+    assert again == {"seed": 1, "rows": main[1]["rows"], "recipe": recipe[1]}
+    assert again["rows"] != main[0]["rows"]  # the seed matters
+    rows = again["rows"]
+    assert [(r["placement"], r["width"], r["p"]) for r in rows] == BN._configs(Q)
+    assert all(len(r["shift"]) == Q.blocks and all(v > 0 for v in r["shift"]) for r in rows)
+
+
+def _made_up_seed(seed, j):
+    """Records shaped like `measure`'s, with errors chosen so every statement's verdict can be
+    worked out by hand (``j``: a per-seed jitter shared by every net)."""
+    cases = {"none": (0.10, 0.10, 1.0), "act-drop-linear-bn": (0.14, 0.12, 2.0),
+             "input-drop-linear-bn": (0.13, 0.11, 2.0), "linear-drop-bn": (0.15, 0.13, 2.0),
+             "after-last-bn": (0.11, 0.11, 1.0)}
+    rows = [{"placement": pl, "width": 16, "p": 0.0 if pl == "none" else 0.5,
+             "shift": [v, v], "shift_after_recalibration": [1.0, 1.0], "error": e + j,
+             "error_after_recalibration": a + j} for pl, (e, a, v) in cases.items()]
+    recipe = [{"net": n, "width": 16, "p": 0.5, "error": e + j} for n, e in
+              (("plain|none", 0.10), ("plain|act-drop-linear", 0.09), ("ln|none", 0.10),
+               ("ln|act-drop-linear-ln", 0.12))]
+    return {"seed": seed, "rows": rows, "recipe": recipe}
+
+
+def test_judge_on_made_up_measurements():
+    per_seed = [_made_up_seed(s, j) for s, j in enumerate((0.0, 0.001, -0.001))]
+    survey = {"table": {"rows": [], "unavailable": ["not read in this test"]}, "judged": {},
+              "figures": []}
+    j = BN.judge(Q, per_seed, survey)
+    st = {s.id: s for s in j.statements}
+    # shift: log 2 beyond the no-dropout net on every seed, far above log 1.1
+    assert st["bn.shift"].numbers["per_seed"] == pytest.approx([math.log(2.0)] * 3)
+    # harm: re-estimating removes 2 pp (> 0.5 pp: supported); LayerNorm's dropout costs 2 pp
+    # (> 0.5 pp allowed: not supported)
+    assert st["bn.harm"].numbers["BatchNorm"]["verdict"] == "supported"
+    assert st["bn.harm"].numbers["LayerNorm"]["per_seed"] == pytest.approx([-0.015] * 3)
+    # recipe: costs 3 pp against dropout after the last BatchNorm (not supported), 1 pp better
+    # than none without BatchNorm (supported), 1 pp better than Linear-Dropout-BatchNorm
+    parts = st["bn.recipe"].numbers
+    assert {k: parts[k]["verdict"] for k in ("with BatchNorm following", "without BatchNorm",
+                                             "vs between Linear and BatchNorm")} == {
+        "with BatchNorm following": "not supported", "without BatchNorm": "supported",
+        "vs between Linear and BatchNorm": "supported"}
+    assert {k: s.verdict for k, s in st.items()} == {
+        "bn.shift": "supported", "bn.harm": "partly supported", "bn.recipe": "partly supported"}
+    assert group_verdict(j.statements) == "partly supported"
+    assert "The first edition's rule, verdict supported" in j.criterion
+    assert j.key_number.startswith("shift at p=0.5: x2.00 beyond no-dropout")
+    assert ("(input-drop-linear-bn 2.00, act-drop-linear-bn 2.00, linear-drop-bn 2.00)"
+            in j.key_number)
+    assert j.numbers["effects"]["after_last_bn_gain"] == pytest.approx([0.03] * 3)
+    assert j.numbers["per_seed"][1] == {"seed": 1, "rows": per_seed[1]["rows"]}
+    assert any("[bn.practice] is not judged" in c for c in j.caveats)
 
 
 def test_verdict_is_recomputed_from_the_effects(result):
     effects, parts = result.numbers["effects"], result.numbers["part_verdicts"]
-    assert parts["shift"] == rejudge(effects["log_shift_over_baseline"], BN.MIN_LOG_SHIFT)
-    assert parts["harm"] == rejudge(effects["recalibration_gain"], BN.MIN_RECAL_GAIN)
+    assert parts["shift"] == rejudge(effects["log_shift_over_baseline"], Q.min_log_shift)
+    assert parts["harm"] == rejudge(effects["recalibration_gain"], Q.min_recalibration_gain)
     ids = ["bn.shift", "bn.harm", "bn.recipe"]
     survey = result.numbers["config_survey"]
     cnns = [r for r in survey["rows"] if r["group"] == "cnn" and r["batchnorm"] is not None]
@@ -59,7 +111,7 @@ def test_shift_effect_matches_the_rows(result):
             return sum(abs(math.log(v)) for v in r["shift"]) / len(r["shift"])
 
         by_hand = []
-        for w in BN.QUICK.widths:
+        for w in Q.widths:
             base = mean_abs_log(BN._find(rows, "none", w, 0.0))
             by_hand += [mean_abs_log(BN._find(rows, pl, w, p)) - base for pl in BN.BEFORE_BN]
         assert effect == pytest.approx(sum(by_hand) / len(by_hand), abs=1e-12)
@@ -70,7 +122,7 @@ def test_dropout_feeding_batchnorm_directly_inflates_its_running_variance(result
     # (s2 + mu^2) / (1 - p) - mu^2 >= 2 s2: the first BatchNorm of "linear-drop-bn" must show a
     # running/test ratio well above 1 (training drift can move it, not halve it).
     for seed_rows in result.numbers["per_seed"]:
-        for w in BN.QUICK.widths:
+        for w in Q.widths:
             first = BN._find(seed_rows["rows"], "linear-drop-bn", w, 0.5)["shift"][0]
             assert first > 1.4
             clean = BN._find(seed_rows["rows"], "none", w, 0.0)["shift"][0]
@@ -181,7 +233,7 @@ def test_recipe_nets_by_hand():
 
 
 def test_recipe_costs_from_made_up_rows():
-    sizes = BN.BatchNormSizes(blocks=2, widths=(8, 16), ps=(0.5,), epochs=1, batch_size=8)
+    sizes = replace(BN.SETTINGS, blocks=2, widths=(8, 16), ps=(0.5,), epochs=1, batch_size=8)
 
     def rows(base):  # BatchNorm rows: error = base + offset per placement (width-independent)
         off = {"none": 0.0, "act-drop-linear-bn": 0.06, "after-last-bn": 0.01,
@@ -216,10 +268,10 @@ def test_recipe_runs_in_the_quick_result(result):
         assert {r["net"] for r in seed_rows} == set(BN.RECIPE_NETS)
         assert all(0.0 <= r["error"] <= 1.0 for r in seed_rows)
     st = {s.id: s for s in result.statements}
-    costs = BN.recipe_costs(result.numbers["per_seed"], rec["per_seed"], BN.QUICK,
+    costs = BN.recipe_costs(result.numbers["per_seed"], rec["per_seed"], Q,
                             rec["reference_p"])
     assert st["bn.recipe"].numbers["with BatchNorm following"]["per_seed"] == pytest.approx(
-        [BN.MAX_RECIPE_COST - c for c in costs["recipe_minus_after_last_bn"]])
+        [Q.max_recipe_cost - c for c in costs["recipe_minus_after_last_bn"]])
     assert st["bn.harm"].numbers["LayerNorm"]["per_seed"] == pytest.approx(
-        [BN.MAX_RECIPE_COST - c for c in costs["ln_dropout_minus_none"]])
+        [Q.max_recipe_cost - c for c in costs["ln_dropout_minus_none"]])
     assert any(f.name == "batchnorm_recipe" for f in result.figures)

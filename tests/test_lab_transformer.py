@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dropkit.errors import DropkitValueError
+from dropkit.experiments.claim import group_verdict
 from dropkit.lab import transformer as T
 from dropkit.lab.base import VERDICTS, LabConfig, judge
 from tests.lab_claim_checks import check_statements
@@ -102,7 +104,7 @@ def test_models_in_a_stack_do_not_interact() -> None:
     corpus_stream = torch.randint(0, 50, (4000,), generator=torch.Generator().manual_seed(0))
     train_w = T.windows(corpus_stream[:3000], 8)
     val_w = T.windows(corpus_stream[3000:], 8)
-    pc = replace(T.quick_config(), context=8, d_model=16, n_head=2, steps=15, batch_size=4,
+    pc = replace(T.SETTINGS.quick(), context=8, d_model=16, n_head=2, steps=15, batch_size=4,
                  evals=1)
     alone = T.train_stack(train_w, val_w, ["none"], [3], pc, single_pass=False)
     stacked = T.train_stack(train_w, val_w, ["attn", "none", "recommended+resid"], [3], pc,
@@ -160,7 +162,7 @@ def test_corpus_split_windows_and_subset(tmp_path) -> None:
 
 def test_stdlib_corpus_is_there_and_large_enough() -> None:
     c = T.load_corpus()
-    pc = T.PlacementConfig()
+    pc = T.SETTINGS
     assert len(c.files) >= 10
     assert len(T.windows(c.train, pc.context)) >= pc.steps * pc.batch_size  # single pass fits
     assert len(c.val) >= pc.val_chars
@@ -183,7 +185,7 @@ def test_quick_run_result_is_consistent(quick_result) -> None:
     assert small["effects"]["residual_mask_hurts"]["effects"] == pytest.approx(resid)
     helps = [a - b for a, b in zip(vals["none"], vals["recommended"], strict=True)]
     assert small["effects"]["recommended_helps"]["effects"] == pytest.approx(helps)
-    subs = {k: judge(e["effects"], min_effect=T.quick_config().min_effect, what="").verdict
+    subs = {k: judge(e["effects"], min_effect=T.SETTINGS.quick().min_effect, what="").verdict
             for k, e in small["effects"].items()}
     assert r.numbers["sub_verdicts"] == subs
     check_statements(r, ["tf.sites", "tf.residual", "tf.layernorm", "tf.embeddings"])
@@ -209,7 +211,52 @@ def test_quick_run_is_reproducible_and_restores_threads(quick_result) -> None:
     assert again.numbers["regimes"] == quick_result.numbers["regimes"]
 
 
-def test_combine_rule() -> None:
-    assert T._combine(["supported"] * 4) == "supported"
-    assert T._combine(["not supported"] * 4) == "not supported"
-    assert T._combine(["supported", "not supported"]) == "partly supported"
+def _verdict_by_hand(effects: list[float], min_effect: float) -> str:
+    m = statistics.fmean(effects)
+    se = statistics.stdev(effects) / math.sqrt(len(effects))
+    if m - 2 * se > min_effect:
+        return "supported"
+    return "partly supported" if m > 0 and m + 2 * se > min_effect else "not supported"
+
+
+def test_judge_on_made_up_losses() -> None:
+    ps = T.SETTINGS.quick()  # configs: none, recommended, +emb, +resid, +ln
+    base = {"none": 3.00, "recommended": 2.95, "recommended+emb": 2.97,
+            "recommended+resid": 3.10, "recommended+ln": 2.90}
+    jitter = [0.0, 0.002, -0.003]  # per seed, the same for every configuration but "none"
+    val = [[base[c] + (0.0 if c == "none" else d) for c in ps.configs] for d in jitter]
+    raw = {"train_bytes": 1_000, "val": val, "best_val": val, "train": val,
+           "curve": [(ps.steps, val)]}
+    shared = {"seeds": [0, 1, 2], "files": ["a.py"],
+              "regimes": {r: raw for r in T.REGIMES}}
+    j = T.judge(ps, [{"seed": s} for s in (0, 1, 2)], shared)
+    by_id = {s.id: s for s in j.statements}
+    helps = [0.05 - d for d in jitter]  # none - recommended, per seed
+    assert by_id["tf.sites"].numbers["per_seed"] == pytest.approx(helps)
+    expect = {"tf.sites": _verdict_by_hand(helps, ps.min_effect),  # mean 0.0503: supported
+              "tf.residual": "supported",  # +0.15 exactly on every seed (se 0)
+              "tf.embeddings": "supported",  # +0.02 > 0.01
+              "tf.layernorm": "not supported"}  # -0.05
+    assert expect["tf.sites"] == "supported"
+    assert {k: s.verdict for k, s in by_id.items()} == expect
+    assert group_verdict(j.statements) == "partly supported"
+    assert j.key_number.startswith("small data: none 3.000 vs recommended 2.950 nats/byte; "
+                                   "+resid +0.150, +emb +0.020; best: recommended+ln.")
+    small = j.numbers["regimes"]["small-data"]
+    assert small["description"] == f"1,000 training bytes, {30 * 8 * 16 / 1000:.0f} epochs"
+    assert small["configs"]["none"]["val_loss_mean"] == pytest.approx(3.0)
+    assert small["configs"]["recommended"]["val_loss_se"] == pytest.approx(
+        statistics.stdev(jitter) / math.sqrt(3))
+    assert j.numbers["sub_verdicts"]["layernorm_dropout_hurts"] == "not supported"
+
+
+def test_shared_is_pure_and_uses_the_first_seeds() -> None:
+    ps = replace(T.SETTINGS.quick(), steps=6, evals=1, val_chars=512)
+    a = T.shared(ps, (0, 1))
+    torch.manual_seed(99)
+    torch.rand(1000)  # the global stream moved: nothing may depend on it
+    b = T.shared(ps, (0, 1, 2, 3))  # quick keeps the first two seeds
+    assert a == b and a["seeds"] == [0, 1]
+    c = T.shared(ps, (1, 0))  # other seeds, other stack: other masks and numbers
+    assert c["seeds"] == [1, 0] and c["regimes"] != a["regimes"]
+    assert T.measure(ps, 3) == {"seed": 3}

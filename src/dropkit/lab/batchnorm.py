@@ -27,8 +27,7 @@ statistics on the training inputs with dropout off (`dropkit.diagnose.recalibrat
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,11 +35,21 @@ import torch
 from torch import nn
 
 from dropkit import metrics
-from dropkit._progress import progress_bar
 from dropkit.datasets.digits import load_digits
 from dropkit.diagnose import recalibrate_bn, variance_shift
 from dropkit.lab import config_survey
-from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.base import (
+    ClaimExperiment,
+    ClaimResult,
+    Figure,
+    Judged,
+    Judgement,
+    LabConfig,
+    figure_png,
+    mean_se,
+    run_experiment,
+)
+from dropkit.lab.base import judge as base_judge
 from dropkit.lab.statements import (
     ALL_OF_RULE,
     Condition,
@@ -71,24 +80,43 @@ PLACEMENTS = {
 }
 # Placements where some BatchNorm sees dropout's noise while training.
 BEFORE_BN = ("input-drop-linear-bn", "act-drop-linear-bn", "linear-drop-bn")
-MIN_LOG_SHIFT = math.log(1.1)  # a 10% variance mismatch beyond the no-dropout baseline
-MIN_RECAL_GAIN = 0.005  # half a percentage point of test accuracy
-REFERENCE_P = 0.5
 
 
 @dataclass(frozen=True)
-class BatchNormSizes:
-    """Sizes of the experiment (``quick`` selects tiny ones)."""
+class BatchNormSettings:
+    """Every parameter that changes the claim's numbers (the full run; `quick` shrinks it).
 
-    blocks: int
-    widths: tuple[int, ...]
-    ps: tuple[float, ...]
-    epochs: int
-    batch_size: int
+    ``reference_p`` is the rate the statements are judged at (the largest of ``ps`` when it
+    is not among them); the thresholds are those of the statements' rules.
+    """
+
+    blocks: int = 3
+    widths: tuple[int, ...] = (32, 256)
+    ps: tuple[float, ...] = (0.1, 0.3, 0.5)
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam's
+    test_fraction: float = 0.3  # of the digits, split at random per seed
+    recalibration_batch: int = 256  # rows per forward pass when re-estimating BatchNorm
+    reference_p: float = 0.5
+    # [bn.shift]: a 10% variance mismatch beyond the no-dropout baseline
+    min_log_shift: float = math.log(1.1)
+    min_recalibration_gain: float = 0.005  # [bn.harm]: half a percentage point of accuracy
+    # [bn.recipe]/[bn.harm]: "costs nothing" = at most 0.5 pp more error
+    max_recipe_cost: float = 0.005
+    smoke_test: bool = False  # set by `quick`: also selects the configuration survey's size
+
+    def quick(self) -> BatchNormSettings:
+        """Two narrow blocks, one rate, one epoch, and the survey's quick size."""
+        return replace(self, blocks=2, widths=(16,), ps=(0.5,), epochs=1, smoke_test=True)
+
+    @property
+    def judged_p(self) -> float:
+        """The rate the statements are judged at."""
+        return self.reference_p if self.reference_p in self.ps else self.ps[-1]
 
 
-FULL = BatchNormSizes(blocks=3, widths=(32, 256), ps=(0.1, 0.3, 0.5), epochs=15, batch_size=64)
-QUICK = BatchNormSizes(blocks=2, widths=(16,), ps=(0.5,), epochs=1, batch_size=64)
+SETTINGS = BatchNormSettings()
 
 
 def build(placement: str, d_in: int, width: int, d_out: int, p: float, blocks: int
@@ -120,7 +148,6 @@ RECIPE_NETS = {
     "ln|none": "Linear-LayerNorm-ReLU blocks, no dropout",
     "ln|act-drop-linear-ln": "Linear-LayerNorm-ReLU blocks, dropout after each ReLU",
 }
-MAX_RECIPE_COST = 0.005  # [bn.recipe]/[bn.harm]: "costs nothing" = at most 0.5 pp more error
 
 
 def build_recipe(net: str, d_in: int, width: int, d_out: int, p: float, blocks: int
@@ -141,13 +168,14 @@ def build_recipe(net: str, d_in: int, width: int, d_out: int, p: float, blocks: 
     return nn.Sequential(*layers)
 
 
-def _recipe_one(d: Any, net: str, width: int, p: float, sizes: BatchNormSizes, seed: int
+def _recipe_one(d: Any, net: str, width: int, p: float, settings: BatchNormSettings, seed: int
                 ) -> dict[str, Any]:
     """One recipe net trained exactly like `_one`'s (same init seed, batches and epochs)."""
     with seeded(seed):
-        model = build_recipe(net, d.flat_train.shape[1], width, 10, p, sizes.blocks)
+        model = build_recipe(net, d.flat_train.shape[1], width, 10, p, settings.blocks)
     train(model, d.flat_train, d.y_train,
-          TrainConfig(epochs=sizes.epochs, batch_size=sizes.batch_size, seed=seed))
+          TrainConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                      seed=seed))
     return {"net": net, "width": width, "p": p if not net.endswith("none") else 0.0,
             "error": _error(model, d.flat_test, d.y_test)}
 
@@ -161,13 +189,14 @@ def _medians(model: nn.Module, x: torch.Tensor) -> list[float]:
     return [s.median for s in variance_shift(model, x).layers]
 
 
-def _one(d: Any, placement: str, width: int, p: float, sizes: BatchNormSizes, seed: int
+def _one(d: Any, placement: str, width: int, p: float, settings: BatchNormSettings, seed: int
          ) -> dict[str, Any]:
     with seeded(seed):
-        model = build(placement, d.flat_train.shape[1], width, 10, p, sizes.blocks)
+        model = build(placement, d.flat_train.shape[1], width, 10, p, settings.blocks)
     train(model, d.flat_train, d.y_train,
-          TrainConfig(epochs=sizes.epochs, batch_size=sizes.batch_size, seed=seed))
-    fixed = recalibrate_bn(model, d.flat_train)
+          TrainConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                      seed=seed))
+    fixed = recalibrate_bn(model, d.flat_train, batch_size=settings.recalibration_batch)
     return {
         "placement": placement, "width": width, "p": p if placement != "none" else 0.0,
         "shift": _medians(model, d.flat_test),
@@ -177,11 +206,11 @@ def _one(d: Any, placement: str, width: int, p: float, sizes: BatchNormSizes, se
     }
 
 
-def _configs(sizes: BatchNormSizes) -> list[tuple[str, int, float]]:
+def _configs(settings: BatchNormSettings) -> list[tuple[str, int, float]]:
     out = []
-    for width in sizes.widths:
+    for width in settings.widths:
         out.append(("none", width, 0.0))
-        out += [(pl, width, p) for pl in PLACEMENTS if pl != "none" for p in sizes.ps]
+        out += [(pl, width, p) for pl in PLACEMENTS if pl != "none" for p in settings.ps]
     return out
 
 
@@ -206,7 +235,7 @@ def _log_ticks(ax: Any) -> None:
     ax.set_ylim(lo, hi)
 
 
-def _figures(per_seed: list[dict[str, Any]], sizes: BatchNormSizes, ref_p: float
+def _figures(per_seed: list[dict[str, Any]], settings: BatchNormSettings, ref_p: float
              ) -> list[Figure]:
     import matplotlib
 
@@ -215,9 +244,9 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BatchNormSizes, ref_p: float
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     figs = []
-    width = max(sizes.widths)
+    width = max(settings.widths)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    layers = np.arange(1, sizes.blocks + 1)
+    layers = np.arange(1, settings.blocks + 1)
     for c, pl in enumerate(PLACEMENTS):
         a = np.asarray([_find(s["rows"], pl, width, ref_p)["shift"] for s in per_seed])
         ax1.errorbar(layers + (c - 2) * 0.06, a.mean(0), yerr=a.std(0), fmt="-o", capsize=3,
@@ -236,10 +265,10 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BatchNormSizes, ref_p: float
     for c, pl in enumerate(PLACEMENTS):
         if pl == "none":
             continue
-        for k, w in enumerate(sizes.widths):
+        for k, w in enumerate(settings.widths):
             a = np.asarray([[max(_find(s["rows"], pl, w, p)["shift"], key=lambda v:
-                                 abs(math.log(v))) for p in sizes.ps] for s in per_seed])
-            ax2.errorbar(sizes.ps, a.mean(0), yerr=a.std(0), fmt=styles[k % 3] + "o",
+                                 abs(math.log(v))) for p in settings.ps] for s in per_seed])
+            ax2.errorbar(settings.ps, a.mean(0), yerr=a.std(0), fmt=styles[k % 3] + "o",
                          color=f"C{c}", capsize=3, label=f"{pl}, width {w}")
     ax2.axhline(1.0, color="k", lw=0.8, ls=":")
     ax2.set_yscale("log")
@@ -255,14 +284,14 @@ def _figures(per_seed: list[dict[str, Any]], sizes: BatchNormSizes, ref_p: float
 
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(sizes.widths), figsize=(6 * len(sizes.widths), 4.2),
+    fig, axes = plt.subplots(1, len(settings.widths), figsize=(6 * len(settings.widths), 4.2),
                              squeeze=False)
-    for ax, w in zip(axes[0], sizes.widths, strict=True):
+    for ax, w in zip(axes[0], settings.widths, strict=True):
         for c, pl in enumerate(PLACEMENTS):
             for key, style in (("error", "-o"), ("error_after_recalibration", "--x")):
-                a = np.asarray([[_find(s["rows"], pl, w, p)[key] for p in sizes.ps]
+                a = np.asarray([[_find(s["rows"], pl, w, p)[key] for p in settings.ps]
                                 for s in per_seed]) * 100
-                ax.errorbar(sizes.ps, a.mean(0), yerr=a.std(0), fmt=style, color=f"C{c}",
+                ax.errorbar(settings.ps, a.mean(0), yerr=a.std(0), fmt=style, color=f"C{c}",
                             capsize=3)
         ax.set(title=f"Test error, width {w}", xlabel="dropout rate p",
                ylabel="test error (%)")
@@ -284,10 +313,10 @@ def _recipe_err(recipe_seed: list[dict[str, Any]], net: str, width: int) -> floa
 
 
 def recipe_costs(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
-                 sizes: BatchNormSizes, p: float) -> dict[str, list[float]]:
+                 settings: BatchNormSettings, p: float) -> dict[str, list[float]]:
     """Per seed (mean over widths), the test-error differences the recipe statements use."""
     def per(fn: Any) -> list[float]:
-        return [float(np.mean([fn(s["rows"], r, w) for w in sizes.widths]))
+        return [float(np.mean([fn(s["rows"], r, w) for w in settings.widths]))
                 for s, r in zip(per_seed, recipe, strict=True)]
 
     return {
@@ -312,7 +341,7 @@ def recipe_costs(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any
 
 
 def recipe_summary(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
-                   sizes: BatchNormSizes, p: float) -> dict[str, Any]:
+                   settings: BatchNormSettings, p: float) -> dict[str, Any]:
     """Each net's test error and its cost against the no-dropout net of the same kind (mean
     and se over seeds, per width), with the largest variance shift where BatchNorm is there."""
     def err(s: dict[str, Any], r: list[dict[str, Any]], name: str, w: int) -> float:
@@ -324,7 +353,7 @@ def recipe_summary(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, A
              ("linear-drop-bn", "none"), ("plain|act-drop-linear", "plain|none"),
              ("ln|act-drop-linear-ln", "ln|none"))
     out: dict[str, Any] = {}
-    for w in sizes.widths:
+    for w in settings.widths:
         for name, none in pairs:
             seeds = list(zip(per_seed, recipe, strict=True))
             errors = [err(s, r, name, w) for s, r in seeds]
@@ -343,13 +372,13 @@ def recipe_summary(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, A
 
 
 def statements(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
-               sizes: BatchNormSizes, p: float, shift_effect: list[float],
+               settings: BatchNormSettings, p: float, shift_effect: list[float],
                recal_gain: list[float], survey: dict[str, Any]) -> list[Statement]:
     """[bn.shift], [bn.harm], [bn.recipe] and [bn.practice], each from its own rule."""
-    costs = recipe_costs(per_seed, recipe, sizes, p)
+    costs = recipe_costs(per_seed, recipe, settings, p)
     out = [effect_statement(
         "bn.shift", ID, "The train/test variance shift of BatchNorm is amplified by dropout.",
-        shift_effect, min_effect=MIN_LOG_SHIFT,
+        shift_effect, min_effect=settings.min_log_shift,
         what=f"mean |log(running var / test var)| over BatchNorm layers with dropout before "
              f"BatchNorm (3 placements, all widths, p={p}) minus the same for the no-dropout net")]
 
@@ -363,16 +392,16 @@ def statements(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]
                         for n, _, cs, _ in judged for c in cs],
             numbers={n: {"verdict": v, **nums} for n, v, _, nums in judged})
 
-    cost = MAX_RECIPE_COST
+    cost, min_gain = settings.max_recipe_cost, settings.min_recalibration_gain
     out.append(parts_statement(
         "bn.harm", "BatchNorm together with dropout often hurts, while LayerNorm with dropout "
         "is fine.",
-        [("BatchNorm", recal_gain, MIN_RECAL_GAIN, ""),
+        [("BatchNorm", recal_gain, min_gain, ""),
          ("LayerNorm", [cost - c for c in costs["ln_dropout_minus_none"]], 0.0, "")],
         f"two parts, each by the shared effect rule (supported if m - 2 se > the threshold; "
         f"partly supported if m > 0 and m + 2 se > it), test error as a fraction at p={p}: "
         f"(BatchNorm) the error that re-estimating BatchNorm with dropout off removes (3 "
-        f"before-BatchNorm placements), threshold {MIN_RECAL_GAIN:g}; (LayerNorm) {cost:g} - "
+        f"before-BatchNorm placements), threshold {min_gain:g}; (LayerNorm) {cost:g} - "
         f"(error of the LayerNorm net with dropout after each ReLU - error without dropout), "
         f"threshold 0 (dropout with LayerNorm costs at most {cost * 100:g} pp)."))
     out.append(parts_statement(
@@ -396,21 +425,21 @@ def statements(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]
 
 
 def _recipe_figure(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, Any]]],
-                   sizes: BatchNormSizes, p: float) -> list[Figure]:
+                   settings: BatchNormSettings, p: float) -> list[Figure]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summ = recipe_summary(per_seed, recipe, sizes, p)
+    summ = recipe_summary(per_seed, recipe, settings, p)
     names = ("act-drop-linear-bn", "after-last-bn", "linear-drop-bn", "plain|act-drop-linear",
              "ln|act-drop-linear-ln")
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    step = 0.8 / len(sizes.widths)
-    for k, w in enumerate(sizes.widths):
+    step = 0.8 / len(settings.widths)
+    for k, w in enumerate(settings.widths):
         means = [summ[f"{n}|width={w}"]["cost_vs_no_dropout"]["mean"] * 100 for n in names]
         errs = [2 * summ[f"{n}|width={w}"]["cost_vs_no_dropout"]["se"] * 100 for n in names]
-        ax.barh([i + (k - (len(sizes.widths) - 1) / 2) * step for i in range(len(names))],
+        ax.barh([i + (k - (len(settings.widths) - 1) / 2) * step for i in range(len(names))],
                 means, step, xerr=errs, capsize=3, label=f"width {w}")
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(range(len(names)), [
@@ -427,82 +456,100 @@ def _recipe_figure(per_seed: list[dict[str, Any]], recipe: list[list[dict[str, A
                    f"first figure; the nets without BatchNorm have no running variance.")]
 
 
-def run(cfg: LabConfig) -> ClaimResult:
-    """Run claim 6 and judge it (rule in the returned criterion)."""
-    start = time.perf_counter()
-    sizes = QUICK if cfg.quick else FULL
-    configs = _configs(sizes)
-    per_seed: list[dict[str, Any]] = []
-    with progress_bar(total=len(cfg.seeds) * len(configs), desc=ID, enabled=cfg.progress,
-              leave=False) as bar:
-        for seed in cfg.seeds:
-            d = load_digits(seed=seed)
-            rows = []
-            for placement, width, p in configs:
-                rows.append(_one(d, placement, width, p, sizes, seed))
-                bar.update(1)
-            per_seed.append({"seed": seed, "rows": rows})
+# ---------------------------------------------------------------------------------------------
+# the four steps
+# ---------------------------------------------------------------------------------------------
 
-    ref_p = REFERENCE_P if REFERENCE_P in sizes.ps else sizes.ps[-1]
-    # [bn.recipe]/[bn.harm]: the nets without BatchNorm, after the first edition's runs (each
-    # net seeds its own init and batches, so the earlier numbers are unchanged)
-    recipe: list[list[dict[str, Any]]] = []
-    with progress_bar(total=len(cfg.seeds) * len(sizes.widths) * len(RECIPE_NETS),
-              desc=f"{ID} recipe", enabled=cfg.progress, leave=False) as bar:
-        for seed in cfg.seeds:
-            d = load_digits(seed=seed)
-            rows = []
-            for w in sizes.widths:
-                for net in RECIPE_NETS:
-                    rows.append(_recipe_one(d, net, w, ref_p, sizes, seed))
-                    bar.update(1)
-            recipe.append(rows)
-    survey = survey_claims(cfg.quick, ID)
-    shift_effect, recal_gain, last_vs_act = [], [], []
+
+def measure(settings: BatchNormSettings, seed: int) -> dict[str, Any]:
+    """One seed: every BatchNorm net (`_configs`) and every recipe net at the judged rate, each
+    seeding its own init, batches and masks from ``seed`` (so nothing run before matters)."""
+    d = load_digits(seed=seed, test_fraction=settings.test_fraction)
+    rows = [_one(d, placement, width, p, settings, seed)
+            for placement, width, p in _configs(settings)]
+    recipe = [_recipe_one(d, net, w, settings.judged_p, settings, seed)
+              for w in settings.widths for net in RECIPE_NETS]
+    return {"seed": seed, "rows": rows, "recipe": recipe}
+
+
+def shared(settings: BatchNormSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """The configuration survey ([bn.practice]), read once per claim."""
+    return survey_claims(settings.smoke_test, ID)
+
+
+def _main_and_recipe(per_seed: list[dict[str, Any]]
+                     ) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+    """``measure``'s records split as the numbers keep them: BatchNorm rows, recipe rows."""
+    return ([{"seed": s["seed"], "rows": s["rows"]} for s in per_seed],
+            [s["recipe"] for s in per_seed])
+
+
+def _effects(settings: BatchNormSettings, per_seed: list[dict[str, Any]]
+             ) -> dict[str, list[float]]:
+    """Per seed (mean over widths and the before-BatchNorm placements at the judged rate): the
+    log-shift beyond the no-dropout net, the gain of re-estimating BatchNorm, and the error of
+    dropout after each ReLU minus dropout after the last BatchNorm."""
+    p = settings.judged_p
+    out: dict[str, list[float]] = {"log_shift_over_baseline": [], "recalibration_gain": [],
+                                   "after_last_bn_gain": []}
     for s in per_seed:
         shift_w, gain_w, last_w = [], [], []
-        for w in sizes.widths:
+        for w in settings.widths:
             base = _abs_log(_find(s["rows"], "none", w, 0.0)["shift"])
             for pl in BEFORE_BN:
-                r = _find(s["rows"], pl, w, ref_p)
+                r = _find(s["rows"], pl, w, p)
                 shift_w.append(_abs_log(r["shift"]) - base)
                 gain_w.append(r["error"] - r["error_after_recalibration"])
-            last_w.append(_find(s["rows"], "act-drop-linear-bn", w, ref_p)["error"]
-                          - _find(s["rows"], "after-last-bn", w, ref_p)["error"])
-        shift_effect.append(float(np.mean(shift_w)))
-        recal_gain.append(float(np.mean(gain_w)))
-        last_vs_act.append(float(np.mean(last_w)))
-    shift_j = judge(shift_effect, min_effect=MIN_LOG_SHIFT,
-                    what=f"mean |log(running var / test var)| over BatchNorm layers, dropout "
-                         f"before BatchNorm (3 placements, all widths, p={ref_p}) minus the "
-                         f"same for the no-dropout net")
-    harm_j = judge(recal_gain, min_effect=MIN_RECAL_GAIN,
-                   what=f"test error as trained - after re-estimating BatchNorm with dropout "
-                        f"off (3 before-BatchNorm placements, all widths, p={ref_p})")
-    place_j = judge(last_vs_act, min_effect=MIN_RECAL_GAIN,
-                    what=f"test error, dropout after each ReLU - dropout only after the last "
-                         f"BatchNorm (p={ref_p}, all widths)")
+            last_w.append(_find(s["rows"], "act-drop-linear-bn", w, p)["error"]
+                          - _find(s["rows"], "after-last-bn", w, p)["error"])
+        out["log_shift_over_baseline"].append(float(np.mean(shift_w)))
+        out["recalibration_gain"].append(float(np.mean(gain_w)))
+        out["after_last_bn_gain"].append(float(np.mean(last_w)))
+    return out
+
+
+def _first_edition(settings: BatchNormSettings, effects: dict[str, list[float]]
+                   ) -> tuple[dict[str, Judgement], str]:
+    """The first edition's three parts (shift, harm, placement) and its rule with its verdict,
+    kept in the criterion for comparison with the statements."""
+    p = settings.judged_p
+    gain = settings.min_recalibration_gain
+    parts = {
+        "shift": base_judge(
+            effects["log_shift_over_baseline"], min_effect=settings.min_log_shift,
+            what=f"mean |log(running var / test var)| over BatchNorm layers, dropout before "
+                 f"BatchNorm (3 placements, all widths, p={p}) minus the same for the "
+                 f"no-dropout net"),
+        "harm": base_judge(
+            effects["recalibration_gain"], min_effect=gain,
+            what=f"test error as trained - after re-estimating BatchNorm with dropout off (3 "
+                 f"before-BatchNorm placements, all widths, p={p})"),
+        "placement": base_judge(
+            effects["after_last_bn_gain"], min_effect=gain,
+            what=f"test error, dropout after each ReLU - dropout only after the last BatchNorm "
+                 f"(p={p}, all widths)")}
+    shift_j, harm_j, place_j = parts["shift"], parts["harm"], parts["placement"]
     if shift_j.verdict == "not supported":
         verdict = "not supported"
     elif shift_j.verdict == "supported" and harm_j.verdict == "supported":
         verdict = "supported"
     else:
         verdict = "partly supported"
-    first_edition = (f"Shift: {shift_j.criterion} -> {shift_j.verdict}. Harm: {harm_j.criterion} "
-                 f"-> {harm_j.verdict}. Overall: not supported if the shift is not supported; "
-                 f"supported if shift and harm are both supported; partly supported otherwise. "
-                 f"(Reported, not part of the verdict: placement, {place_j.criterion} -> "
-                 f"{place_j.verdict}.)")
-    first_verdict = verdict
-    judged = statements(per_seed, recipe, sizes, ref_p, shift_effect, recal_gain, survey)
-    verdict, criterion = group_summary(judged)
-    criterion += f" (The first edition's rule, verdict {first_verdict}: {first_edition})"
-    split = disagreement(judged)
+    text = (f"Shift: {shift_j.criterion} -> {shift_j.verdict}. Harm: {harm_j.criterion} "
+            f"-> {harm_j.verdict}. Overall: not supported if the shift is not supported; "
+            f"supported if shift and harm are both supported; partly supported otherwise. "
+            f"(Reported, not part of the verdict: placement, {place_j.criterion} -> "
+            f"{place_j.verdict}.)")
+    return parts, f" (The first edition's rule, verdict {verdict}: {text})"
 
+
+def _summary(settings: BatchNormSettings, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per placement, width and rate: error and shift (before and after re-estimating
+    BatchNorm) over seeds."""
     summary: dict[str, Any] = {}
     for pl in PLACEMENTS:
-        for w in sizes.widths:
-            for p in sizes.ps if pl != "none" else (0.0,):
+        for w in settings.widths:
+            for p in settings.ps if pl != "none" else (0.0,):
                 rows = [_find(s["rows"], pl, w, p) for s in per_seed]
                 entry = {}
                 for key in ("error", "error_after_recalibration"):
@@ -512,34 +559,43 @@ def run(cfg: LabConfig) -> ClaimResult:
                     a = np.asarray([r[key] for r in rows])
                     entry[key] = {"mean": a.mean(0).tolist(), "sd": a.std(0).tolist()}
                 summary[f"{pl}|width={w}|p={p}"] = entry
-    gain_by_placement = {}  # where the harm comes from: the judged effect averages these
-    for pl in BEFORE_BN:
-        gains = [_find(s["rows"], pl, w, ref_p)["error"]
-                 - _find(s["rows"], pl, w, ref_p)["error_after_recalibration"]
-                 for s in per_seed for w in sizes.widths]
-        gain_by_placement[pl] = float(np.mean(gains))
-    numbers = {
-        "recalibration_gain_by_placement": gain_by_placement,
-        "effects": {"log_shift_over_baseline": shift_effect, "recalibration_gain": recal_gain,
-                    "after_last_bn_gain": last_vs_act},
-        "part_verdicts": {"shift": shift_j.verdict, "harm": harm_j.verdict,
-                          "placement": place_j.verdict},
-        "reference_p": ref_p, "placements": PLACEMENTS, "summary": summary,
-        "per_seed": per_seed,
-    }
-    key = (f"shift at p={ref_p}: x{math.exp(shift_j.mean):.2f} beyond no-dropout; "
-           f"re-estimating BN {direction(-harm_j.mean * 100, 'raises', 'lowers')} error by "
-           f"{magnitude(harm_j.mean * 100, 'pp')} ("
-           + ", ".join(f"{pl} {g * 100:.2f}" for pl, g in gain_by_placement.items())
-           + f"); dropout after the last BN instead of after each ReLU "
-           f"{direction(-place_j.mean * 100, 'raises', 'lowers')} error by "
-           f"{magnitude(place_j.mean * 100, 'pp')}" + (f". {split}" if split else ""))
-    setup = (f"Digits (sklearn 8x8, 70/30 split per seed): {sizes.blocks} x (Linear-"
-             f"BatchNorm1d-ReLU) of width {list(sizes.widths)} + linear head; dropout (torch "
-             f"nn.Dropout) at each placement with p in {list(sizes.ps)}; Adam lr 1e-3, batch "
-             f"{sizes.batch_size}, {sizes.epochs} epochs. Shift measured on the test inputs with "
-             f"dropkit.diagnose.variance_shift; BatchNorm re-estimated on the training inputs "
-             f"(batches of 256) with dropkit.diagnose.recalibrate_bn.")
+    return summary
+
+
+def _gain_by_placement(settings: BatchNormSettings, per_seed: list[dict[str, Any]]
+                       ) -> dict[str, float]:
+    """Where the harm comes from: the judged recalibration gain averages these."""
+    p = settings.judged_p
+    return {pl: float(np.mean([_find(s["rows"], pl, w, p)["error"]
+                               - _find(s["rows"], pl, w, p)["error_after_recalibration"]
+                               for s in per_seed for w in settings.widths]))
+            for pl in BEFORE_BN}
+
+
+def _key_number(settings: BatchNormSettings, parts: dict[str, Judgement],
+                gain_by_placement: dict[str, float], split: str) -> str:
+    shift_j, harm_j, place_j = parts["shift"], parts["harm"], parts["placement"]
+    return (f"shift at p={settings.judged_p}: x{math.exp(shift_j.mean):.2f} beyond no-dropout; "
+            f"re-estimating BN {direction(-harm_j.mean * 100, 'raises', 'lowers')} error by "
+            f"{magnitude(harm_j.mean * 100, 'pp')} ("
+            + ", ".join(f"{pl} {g * 100:.2f}" for pl, g in gain_by_placement.items())
+            + f"); dropout after the last BN instead of after each ReLU "
+            f"{direction(-place_j.mean * 100, 'raises', 'lowers')} error by "
+            f"{magnitude(place_j.mean * 100, 'pp')}" + (f". {split}" if split else ""))
+
+
+def _setup(settings: BatchNormSettings) -> str:
+    train_pct = round(100 * (1 - settings.test_fraction))
+    return (f"Digits (sklearn 8x8, {train_pct}/{100 - train_pct} split per seed): "
+            f"{settings.blocks} x (Linear-BatchNorm1d-ReLU) of width {list(settings.widths)} + "
+            f"linear head; dropout (torch nn.Dropout) at each placement with p in "
+            f"{list(settings.ps)}; Adam lr {settings.lr:g}, batch {settings.batch_size}, "
+            f"{settings.epochs} epochs. Shift measured on the test inputs with "
+            f"dropkit.diagnose.variance_shift; BatchNorm re-estimated on the training inputs "
+            f"(batches of {settings.recalibration_batch}) with dropkit.diagnose.recalibrate_bn.")
+
+
+def _caveats(judged: list[Statement], survey: dict[str, Any]) -> list[str]:
     caveats = [
         "MLPs with BatchNorm1d on 8x8 digits, not the CNNs (ResNet/DenseNet on CIFAR) of Li et "
         "al.; digits are easy, so accuracy differences are a few test images.",
@@ -553,24 +609,55 @@ def run(cfg: LabConfig) -> ClaimResult:
         "variance shift with the amount of regularization.",
         "Dropout between BatchNorm and ReLU equals dropout after the ReLU (ReLU commutes with a "
         "non-negative mask), so it is not run separately.",
+        "[bn.recipe]/[bn.harm]: the nets without BatchNorm have no running statistics, so no "
+        "stored variance can shift; only their error is compared.",
     ]
-    numbers["recipe"] = {"nets": RECIPE_NETS, "reference_p": ref_p,
-                         "summary": recipe_summary(per_seed, recipe, sizes, ref_p),
-                         "per_seed": recipe}
-    numbers["config_survey"] = survey["table"]
-    caveats.append("[bn.recipe]/[bn.harm]: the nets without BatchNorm have no running "
-                   "statistics, so no stored variance can shift; only their error is compared.")
     if not any(s.id == "bn.practice" for s in judged):
         caveats.append("[bn.practice] is not judged in this run: fewer than "
                        f"{config_survey.MIN_MODELS} CNN builders could be read "
                        f"({'; '.join(survey['table']['unavailable'])}).")
-    return ClaimResult(
-        id=ID, title=TITLE, claim=CLAIM, setup=setup, verdict=verdict, criterion=criterion,
-        key_number=key, numbers=numbers,
-        figures=_figures(per_seed, sizes, ref_p) + _recipe_figure(per_seed, recipe, sizes, ref_p)
-        + survey["figures"],
-        caveats=caveats, statements=judged,
-        config={"sizes": asdict(sizes), "quick": cfg.quick, "min_log_shift": MIN_LOG_SHIFT,
-                "min_recalibration_gain": MIN_RECAL_GAIN, "recipe_nets": list(RECIPE_NETS),
-                "max_recipe_cost": MAX_RECIPE_COST},
-        seeds=list(cfg.seeds), seconds=time.perf_counter() - start)
+    return caveats
+
+
+def judge(settings: BatchNormSettings, per_seed: list[dict[str, Any]],
+                shared: dict[str, Any]) -> Judged:
+    """The statements ([bn.shift], [bn.harm], [bn.recipe], [bn.practice] when the survey could
+    judge it) and every number, from `measure`'s records and the survey."""
+    main, recipe = _main_and_recipe(per_seed)
+    p = settings.judged_p
+    effects = _effects(settings, main)
+    parts, first_edition = _first_edition(settings, effects)
+    judged = statements(main, recipe, settings, p, effects["log_shift_over_baseline"],
+                        effects["recalibration_gain"], shared)
+    _, criterion = group_summary(judged)
+    gains = _gain_by_placement(settings, main)
+    numbers = {
+        "recalibration_gain_by_placement": gains, "effects": effects,
+        "part_verdicts": {k: j.verdict for k, j in parts.items()},
+        "reference_p": p, "placements": PLACEMENTS, "summary": _summary(settings, main),
+        "per_seed": main,
+        "recipe": {"nets": RECIPE_NETS, "reference_p": p,
+                   "summary": recipe_summary(main, recipe, settings, p), "per_seed": recipe},
+        "config_survey": shared["table"]}
+    return Judged(statements=judged, criterion=criterion + first_edition,
+                  key_number=_key_number(settings, parts, gains, disagreement(judged)),
+                  numbers=numbers, setup=_setup(settings), caveats=_caveats(judged, shared))
+
+
+def figures(settings: BatchNormSettings, per_seed: list[dict[str, Any]],
+            shared: dict[str, Any]) -> list[Figure]:
+    """The variance shift, the error before and after re-estimating BatchNorm, the recipe's
+    cost, and the survey's figure."""
+    main, recipe = _main_and_recipe(per_seed)
+    p = settings.judged_p
+    return (_figures(main, settings, p) + _recipe_figure(main, recipe, settings, p)
+            + list(shared["figures"]))
+
+
+EXPERIMENT = ClaimExperiment(id=ID, title=TITLE, claim=CLAIM, settings=SETTINGS,
+                             measure=measure, judge=judge, figures=figures, shared=shared)
+
+
+def run(cfg: LabConfig) -> ClaimResult:
+    """Run claim 6 here, serially (`dropkit.lab.base.run_experiment`)."""
+    return run_experiment(EXPERIMENT, cfg)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import math
 import sysconfig
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,25 @@ from torch import nn
 
 from dropkit._validate import check_probability
 from dropkit.errors import DropkitValueError, expected
-from dropkit.lab.base import ClaimResult, Figure, LabConfig, figure_png, judge, mean_se
+from dropkit.lab.base import (
+    ClaimExperiment,
+    ClaimResult,
+    Figure,
+    Judged,
+    LabConfig,
+    Statement,
+    figure_png,
+    mean_se,
+    run_experiment,
+)
+from dropkit.lab.base import judge as base_judge
 from dropkit.lab.statements import disagreement, effect_statement, group_summary
 
 CLAIM_ID = "transformer-placement"
+TITLE = "Transformer dropout placement"
+CLAIM = ("In a transformer, dropout belongs on the attention weights, the attention output and "
+         "the FFN intermediate, but not on the embeddings, the residual stream or the layer "
+         "norms.")
 
 #: Every place the model can drop: ``emb`` the token+position embedding sum; ``attn`` the
 #: attention weights (after softmax); ``attn_out`` the attention block's output projection
@@ -84,12 +98,14 @@ VOCAB = 128
 
 
 @dataclass(frozen=True)
-class PlacementConfig:
-    """Sizes of the experiment (the full run; `quick_config` shrinks them).
+class PlacementSettings:
+    """Every parameter that changes the claim's numbers (the full run; `quick` shrinks it).
 
-    ``small_chars`` training bytes are revisited for ``steps`` steps in the small-data regime
-    (``steps * batch_size * context / small_chars`` epochs); in the single-pass regime every
-    training window is new (``steps * batch_size * context`` bytes, each seen once).
+    ``small_chars`` training bytes (chunks of ``subset_chunk`` bytes spread over the corpus) are
+    revisited for ``steps`` steps in the small-data regime (``steps * batch_size * context /
+    small_chars`` epochs); in the single-pass regime every training window is new (``steps *
+    batch_size * context`` bytes, each seen once). Seed ``s`` draws its batch order from
+    ``order_seed_offset + s``; ``seeds_used`` keeps the first n of the lab's seeds (None: all).
     """
 
     n_layer: int = 2
@@ -99,17 +115,30 @@ class PlacementConfig:
     batch_size: int = 16
     steps: int = 100
     lr: float = 3e-3
+    weight_decay: float = 0.0  # AdamW's
+    max_grad_norm: float = 1.0  # per model
     p: float = 0.2
     small_chars: int = 2_560
+    subset_chunk: int = 256
     val_chars: int = 4_096
+    val_fraction: float = 0.1  # the last part of each file
+    eval_batch: int = 64  # windows per evaluation chunk (the float sums depend on it)
     evals: int = 2
     configs: tuple[str, ...] = tuple(CONFIGS)
+    files: tuple[str, ...] = STDLIB_FILES
+    order_seed_offset: int = 10_000
+    seeds_used: int | None = None
     min_effect: float = 0.01  # nats per byte
+    smoke_test: bool = False  # set by `quick`: the caveats say the run is no evidence
+
+    def quick(self) -> PlacementSettings:
+        """A tiny model, few steps, the configurations the verdict needs, the first 2 seeds."""
+        return replace(self, n_layer=1, d_model=16, n_head=2, context=16, batch_size=8,
+                       steps=30, small_chars=2_048, val_chars=2_048, evals=2,
+                       configs=QUICK_CONFIGS, seeds_used=2, smoke_test=True)
 
 
-def quick_config() -> PlacementConfig:
-    return PlacementConfig(n_layer=1, d_model=16, n_head=2, context=16, batch_size=8, steps=30,
-                           small_chars=2_048, val_chars=2_048, evals=2, configs=QUICK_CONFIGS)
+SETTINGS = PlacementSettings()
 
 
 # ----------------------------------------------------------------------------- data
@@ -324,9 +353,30 @@ def evaluate(model: StackedGPT, val: torch.Tensor, batch_size: int = 64) -> torc
     return total / len(val)
 
 
+def _batch_orders(n_windows: int, seeds: Sequence[int], ps: PlacementSettings, *,
+                  single_pass: bool) -> torch.Tensor:
+    """``(S, steps * B)`` window indices: seed ``s``'s from its own generator
+    (``order_seed_offset + s``), a prefix of one permutation (single pass) or of as many
+    permutations as the steps need (small data)."""
+    needed = ps.steps * ps.batch_size
+    orders = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(ps.order_seed_offset + s)
+        if single_pass:
+            if n_windows < needed:
+                raise ValueError(f"a single pass needs {needed} windows, the corpus has "
+                                 f"{n_windows}")
+            orders.append(torch.randperm(n_windows, generator=gen)[:needed])
+        else:
+            reps = math.ceil(needed / n_windows)
+            orders.append(torch.cat([torch.randperm(n_windows, generator=gen)
+                                     for _ in range(reps)])[:needed])
+    return torch.stack(orders)
+
+
 def train_stack(train_windows: torch.Tensor, val_windows: torch.Tensor,
-                configs: Sequence[str], seeds: Sequence[int], pc: PlacementConfig, *,
-                single_pass: bool, progress: Any = None) -> dict[str, Any]:
+                configs: Sequence[str], seeds: Sequence[int], ps: PlacementSettings, *,
+                single_pass: bool) -> dict[str, Any]:
     """Train one model per (seed, configuration) on ``(N, T + 1)`` windows, all at once.
 
     Seed ``s`` fixes the initial weights and the batch order of all its configurations (so
@@ -335,47 +385,33 @@ def train_stack(train_windows: torch.Tensor, val_windows: torch.Tensor,
     validation ``curve`` ``[(step, (seeds, configs) list)]``.
     """
     n_cfg = len(configs)
-    needed = pc.steps * pc.batch_size
-    orders = []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(10_000 + s)
-        if single_pass:
-            if len(train_windows) < needed:
-                raise ValueError(f"a single pass needs {needed} windows, the corpus has "
-                                 f"{len(train_windows)}")
-            orders.append(torch.randperm(len(train_windows), generator=gen)[:needed])
-        else:
-            reps = math.ceil(needed / len(train_windows))
-            orders.append(torch.cat([torch.randperm(len(train_windows), generator=gen)
-                                     for _ in range(reps)])[:needed])
+    orders = _batch_orders(len(train_windows), seeds, ps, single_pass=single_pass)
     # (S, steps*B) -> (S*configs, steps, B): model k = seed k // n_cfg, config k % n_cfg
-    order = torch.stack(orders).repeat_interleave(n_cfg, 0).view(-1, pc.steps, pc.batch_size)
-    inits = [init_weights(n_layer=pc.n_layer, d_model=pc.d_model, context=pc.context,
+    order = orders.repeat_interleave(n_cfg, 0).view(-1, ps.steps, ps.batch_size)
+    inits = [init_weights(n_layer=ps.n_layer, d_model=ps.d_model, context=ps.context,
                           seed=s) for s in seeds]
     init = {name: torch.stack([w[name] for w in inits]).repeat_interleave(n_cfg, 0)
             for name in inits[0]}
     sites = [CONFIGS[c] for _ in seeds for c in configs]
     with torch.random.fork_rng(devices=[]):
+        # one mask stream for the whole stack: every seed's masks depend on all the seeds
         torch.manual_seed(hash_seeds(seeds))
-        model = StackedGPT(init, sites, n_head=pc.n_head, p=pc.p)
-        opt = torch.optim.AdamW(model.parameters(), lr=pc.lr, weight_decay=0.0)
-        eval_at = {round(pc.steps * (i + 1) / pc.evals) for i in range(pc.evals)}
+        model = StackedGPT(init, sites, n_head=ps.n_head, p=ps.p)
+        opt = torch.optim.AdamW(model.parameters(), lr=ps.lr, weight_decay=ps.weight_decay)
+        eval_at = {round(ps.steps * (i + 1) / ps.evals) for i in range(ps.evals)}
         curve: list[tuple[int, list[list[float]]]] = []
         train_loss = torch.full((len(sites),), float("nan"))
         model.train()
-        for step in range(pc.steps):
-            batch = train_windows[order[:, step]]  # (K, B, T + 1)
-            losses = _losses(model, batch)
+        for step in range(ps.steps):
+            losses = _losses(model, train_windows[order[:, step]])  # batch (K, B, T + 1)
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
-            model.clip_grad_norm_(1.0)
+            model.clip_grad_norm_(ps.max_grad_norm)
             opt.step()
             train_loss = losses.detach()
             if step + 1 in eval_at:
-                curve.append((step + 1, evaluate(model, val_windows).view(len(seeds), n_cfg)
-                              .tolist()))
-            if progress is not None:
-                progress.update(1)
+                val = evaluate(model, val_windows, ps.eval_batch)
+                curve.append((step + 1, val.view(len(seeds), n_cfg).tolist()))
     vals = torch.tensor([c for _, c in curve])  # (evals, S, configs)
     return {"val": vals[-1].tolist(), "best_val": vals.min(0).values.tolist(),
             "train": train_loss.view(len(seeds), n_cfg).tolist(), "curve": curve}
@@ -389,15 +425,49 @@ def hash_seeds(seeds: Sequence[int]) -> int:
     return h
 
 
-# ----------------------------------------------------------------------------- the claim
+# ----------------------------------------------------------------------------- measure
+
+
+def _regime_windows(ps: PlacementSettings, corpus: Corpus) -> dict[str, tuple[torch.Tensor,
+                                                                              bool]]:
+    """Each regime's training windows and whether they are seen once."""
+    small = windows(spread_subset(corpus.train, ps.small_chars, ps.subset_chunk), ps.context)
+    return {"small-data": (small, False),
+            "single-pass": (windows(corpus.train, ps.context), True)}
+
+
+def shared(ps: PlacementSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """All the training: one stack of every (seed, configuration) per regime.
+
+    A stack draws the dropout masks of all its models from one stream seeded by
+    `hash_seeds` of all the seeds, so one seed's models cannot be trained alone without
+    changing their numbers: the claim's measurements are made once, here, not per seed.
+    """
+    used = list(seeds[:ps.seeds_used] if ps.seeds_used is not None else seeds)
+    corpus = load_corpus(ps.files, val_fraction=ps.val_fraction)
+    val = windows(corpus.val, ps.context)[: ps.val_chars // ps.context]
+    regimes = {}
+    for regime, (train_w, single) in _regime_windows(ps, corpus).items():
+        raw = train_stack(train_w, val, list(ps.configs), used, ps, single_pass=single)
+        regimes[regime] = {"train_bytes": len(train_w) * ps.context, **raw}
+    return {"seeds": used, "files": list(corpus.files), "regimes": regimes}
+
+
+def measure(ps: PlacementSettings, seed: int) -> dict[str, Any]:
+    """Nothing of its own: a seed's models train in the stack of all seeds (see `shared`)."""
+    return {"seed": seed}
+
+
+# ----------------------------------------------------------------------------- judge
 
 
 def _effects(per_config: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
-    """The three paired effects of the verdict, each positive when it favours the claim."""
+    """The paired effects of the verdict, each positive when it favours the claim, with their
+    mean and standard error over seeds."""
     def diff(a: str, b: str) -> list[float]:
         return [x - y for x, y in zip(per_config[a], per_config[b], strict=True)]
 
-    return {
+    effects: dict[str, dict[str, Any]] = {
         "recommended_helps": {
             "what": "val loss(none) - val loss(recommended sites)",
             "effects": diff("none", "recommended")},
@@ -411,26 +481,131 @@ def _effects(per_config: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
             "what": "val loss(recommended + LayerNorm outputs) - val loss(recommended)",
             "effects": diff("recommended+ln", "recommended")},
     }
+    for e in effects.values():
+        e["mean"], e["se"] = mean_se(e["effects"])
+    return effects
 
 
-def _combine(verdicts: Sequence[str]) -> str:
-    if all(v == "supported" for v in verdicts):
-        return "supported"
-    if all(v == "not supported" for v in verdicts):
-        return "not supported"
-    return "partly supported"
+def _config_stats(raw: dict[str, Any], configs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per configuration: its per-seed final validation losses, their mean and se, the best
+    and last-training losses, and its validation curve."""
+    stats = {}
+    for j, c in enumerate(configs):
+        vals = [row[j] for row in raw["val"]]
+        m, se = mean_se(vals)
+        bm, bse = mean_se([row[j] for row in raw["best_val"]])
+        tm, _ = mean_se([row[j] for row in raw["train"]])
+        stats[c] = {"sites": list(CONFIGS[c]), "val_loss": vals,
+                    "val_loss_mean": m, "val_loss_se": se, "best_val_loss_mean": bm,
+                    "best_val_loss_se": bse, "last_train_loss_mean": tm,
+                    "curve": [[step, [row[j] for row in v]] for step, v in raw["curve"]]}
+    return stats
 
 
-def _plot(numbers: dict[str, Any], configs: Sequence[str], pc: PlacementConfig) -> Figure:
+def regime_numbers(ps: PlacementSettings, shared: dict[str, Any]) -> dict[str, Any]:
+    """``numbers["regimes"]``: each regime's description, size, statistics and effects."""
+    configs = list(ps.configs)
+    tokens = ps.steps * ps.batch_size * ps.context
+    out = {}
+    for regime in REGIMES:
+        raw = shared["regimes"][regime]
+        n_train = raw["train_bytes"]
+        desc = (f"{n_train:,} training bytes, {tokens / n_train:.0f} epochs"
+                if regime == "small-data" else f"{tokens:,} training bytes, each seen once")
+        stats = _config_stats(raw, configs)
+        effects = _effects({c: stats[c]["val_loss"] for c in configs})
+        out[regime] = {"description": desc, "train_bytes": n_train, "configs": stats,
+                       "effects": effects}
+    return out
+
+
+def _statements(ps: PlacementSettings, effects: dict[str, dict[str, Any]]) -> list[Statement]:
+    """Issue 14's statements, each judged by the shared effect rule on its small-data effect."""
+    return [effect_statement(sid, CLAIM_ID, text, effects[key]["effects"],
+                             min_effect=ps.min_effect, unit="nats/byte",
+                             what=("small-data regime, final validation loss, paired by seed "
+                                   "(same initial weights and batches): "
+                                   + effects[key]["what"]))
+            for sid, key, text in STATEMENTS]
+
+
+def _key_number(ps: PlacementSettings, regimes: dict[str, Any], split: str) -> str:
+    sm = regimes["small-data"]["configs"]
+    effects = regimes["small-data"]["effects"]
+    best = min(ps.configs, key=lambda c: sm[c]["val_loss_mean"])
+    return (f"small data: none {sm['none']['val_loss_mean']:.3f} vs recommended "
+            f"{sm['recommended']['val_loss_mean']:.3f} nats/byte; "
+            f"+resid {effects['residual_mask_hurts']['mean']:+.3f}, "
+            f"+emb {effects['embedding_dropout_hurts']['mean']:+.3f}; best: {best}"
+            + (f". {split}" if split else ""))
+
+
+def _setup(ps: PlacementSettings, regimes: dict[str, Any], files: Sequence[str]) -> str:
+    return (f"A nanoGPT-style pre-LayerNorm byte-level language model ({ps.n_layer} layers, "
+            f"d = {ps.d_model}, {ps.n_head} heads, context {ps.context}) trained with AdamW "
+            f"(lr {ps.lr}, batch {ps.batch_size}, {ps.steps} steps) on standard-library "
+            f"source ({', '.join(files)}; last {ps.val_fraction:.0%} of each file is "
+            f"validation). Dropout p = {ps.p} at each site alone and in combinations, vs none; "
+            f"small-data regime: {regimes['small-data']['description']}; single-pass "
+            f"regime: {regimes['single-pass']['description']}.")
+
+
+def _caveats(ps: PlacementSettings, seeds: Sequence[int]) -> list[str]:
+    caveats = [
+        f"A {ps.n_layer}-layer, d={ps.d_model} byte-level model trained for {ps.steps} steps "
+        "on Python source; findings at GPT scale may differ.",
+        f"One dropout rate (p = {ps.p}) for every site; the best rate differs by site "
+        "(residual-stream masks are usually used with far smaller p).",
+        "Final validation loss at a fixed step budget, no early stopping; the best loss over "
+        f"{ps.evals} evaluations is in the numbers.",
+        "The corpus is whichever of the listed standard-library files this Python has, so "
+        "numbers differ slightly between Python versions.",
+    ]
+    if ps.smoke_test:
+        caveats.insert(0, "Quick run: a tiny model, few steps, only the configurations the "
+                       f"verdict needs and only seeds {list(seeds)}; not meant as evidence.")
+    return caveats
+
+
+def judge(ps: PlacementSettings, per_seed: list[dict[str, Any]],
+          shared: dict[str, Any]) -> Judged:
+    """The statements from the small-data regime's paired effects (regularization can matter
+    there at all; the single-pass numbers are reported alongside, claim 7 is about that
+    regime). ``per_seed`` holds nothing: everything was measured in `shared`."""
+    regimes = regime_numbers(ps, shared)
+    effects = regimes["small-data"]["effects"]
+    sub = {k: base_judge(e["effects"], min_effect=ps.min_effect, what=e["what"]).verdict
+           for k, e in effects.items()}
+    judged = _statements(ps, effects)
+    _, criterion = group_summary(judged)
+    numbers = {"regimes": regimes, "sub_verdicts": sub, "seeds_used": shared["seeds"],
+               "corpus_files": shared["files"]}
+    return Judged(statements=judged, criterion=criterion,
+                  key_number=_key_number(ps, regimes, disagreement(judged)), numbers=numbers,
+                  setup=_setup(ps, regimes, shared["files"]),
+                  caveats=_caveats(ps, shared["seeds"]))
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def figures(ps: PlacementSettings, per_seed: list[dict[str, Any]],
+            shared: dict[str, Any]) -> list[Figure]:
+    """Validation loss per configuration in both regimes."""
+    return [_plot(regime_numbers(ps, shared), list(ps.configs), ps)]
+
+
+def _plot(regimes: dict[str, Any], configs: Sequence[str], ps: PlacementSettings) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(1, len(REGIMES), figsize=(6.2 * len(REGIMES),
                                                        0.33 * len(configs) + 1.8), sharey=True)
     for ax, regime in zip(axes, REGIMES, strict=True):
-        stats = numbers["regimes"][regime]["configs"]
+        stats = regimes[regime]["configs"]
         for row, c in enumerate(configs):
             sites = set(CONFIGS[c])
             color = ("#666666" if not sites else "#2b7bba" if sites <= set(RECOMMENDED)
@@ -441,19 +616,17 @@ def _plot(numbers: dict[str, Any], configs: Sequence[str], pc: PlacementConfig) 
         ax.set_yticks(list(range(len(configs))))
         ax.set_yticklabels(configs)
         ax.set_xlabel("validation loss (nats per byte)")
-        ax.set_title(f"{regime}: {numbers['regimes'][regime]['description']}", fontsize=9)
+        ax.set_title(f"{regime}: {regimes[regime]['description']}", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0].invert_yaxis()  # shared y axis: invert once
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=c, marker="o", ls="", label=lab) for c, lab in
                (("#666666", "no dropout"), ("#2b7bba", "only recommended sites"),
                 ("#d95f02", "includes another site"))]
     handles.append(Line2D([], [], color="k", ls="--", lw=0.8, label="no-dropout level"))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8,
                bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(f"Dropout site vs validation loss (p = {pc.p}, {pc.n_layer}-layer byte GPT, "
-                 f"d = {pc.d_model})", y=1.03)
+    fig.suptitle(f"Dropout site vs validation loss (p = {ps.p}, {ps.n_layer}-layer byte GPT, "
+                 f"d = {ps.d_model})", y=1.03)
     return Figure("transformer-placement",
                   figure_png(fig),
                   "Final validation loss per dropout configuration (lower is better): mean over "
@@ -461,107 +634,11 @@ def _plot(numbers: dict[str, Any], configs: Sequence[str], pc: PlacementConfig) 
                   "which vary less than these unpaired bars.")
 
 
+EXPERIMENT = ClaimExperiment(
+    id=CLAIM_ID, title=TITLE, claim=CLAIM, settings=SETTINGS, measure=measure, judge=judge,
+    figures=figures, shared=shared)
 
 
 def run(cfg: LabConfig) -> ClaimResult:
-    start = time.perf_counter()
-    pc = quick_config() if cfg.quick else PlacementConfig()
-    seeds = list(cfg.seeds[:2]) if cfg.quick else list(cfg.seeds)
-    corpus = load_corpus()
-    val = windows(corpus.val, pc.context)[: pc.val_chars // pc.context]
-    small = windows(spread_subset(corpus.train, pc.small_chars, 256), pc.context)
-    stream = windows(corpus.train, pc.context)
-    regimes = {"small-data": (small, False), "single-pass": (stream, True)}
-    configs = list(pc.configs)
-
-    from dropkit._progress import progress_bar
-
-    raw: dict[str, dict[str, Any]] = {}
-    with progress_bar(total=len(REGIMES) * pc.steps, desc=CLAIM_ID, enabled=cfg.progress,
-              leave=False, unit="step") as bar:
-        for regime, (train_w, single) in regimes.items():
-            raw[regime] = train_stack(train_w, val, configs, seeds, pc, single_pass=single,
-                                      progress=bar)
-
-    tokens = pc.steps * pc.batch_size * pc.context
-    numbers: dict[str, Any] = {"regimes": {}}
-    for regime, (train_w, _) in regimes.items():
-        n_train = len(train_w) * pc.context
-        desc = (f"{n_train:,} training bytes, {tokens / n_train:.0f} epochs"
-                if regime == "small-data" else f"{tokens:,} training bytes, each seen once")
-        r = raw[regime]
-        per_config = {c: [row[j] for row in r["val"]] for j, c in enumerate(configs)}
-        stats = {}
-        for j, c in enumerate(configs):
-            m, se = mean_se(per_config[c])
-            bm, bse = mean_se([row[j] for row in r["best_val"]])
-            tm, _ = mean_se([row[j] for row in r["train"]])
-            stats[c] = {"sites": list(CONFIGS[c]), "val_loss": per_config[c],
-                        "val_loss_mean": m, "val_loss_se": se, "best_val_loss_mean": bm,
-                        "best_val_loss_se": bse, "last_train_loss_mean": tm,
-                        "curve": [[step, [row[j] for row in v]] for step, v in r["curve"]]}
-        effects = _effects(per_config)
-        for e in effects.values():
-            e["mean"], e["se"] = mean_se(e["effects"])
-        numbers["regimes"][regime] = {"description": desc, "train_bytes": n_train,
-                                      "configs": stats, "effects": effects}
-
-    # The verdict is taken in the small-data regime, where regularization can matter at all;
-    # the single-pass numbers are reported alongside (claim 7 is about that regime).
-    verdict_effects = numbers["regimes"]["small-data"]["effects"]
-    judgements = {k: judge(e["effects"], min_effect=pc.min_effect, what=e["what"])
-                  for k, e in verdict_effects.items()}
-    numbers["sub_verdicts"] = {k: j.verdict for k, j in judgements.items()}
-    judged = [effect_statement(sid, CLAIM_ID, text, verdict_effects[key]["effects"],
-                               min_effect=pc.min_effect, unit="nats/byte",
-                               what=("small-data regime, final validation loss, paired by seed "
-                                     "(same initial weights and batches): "
-                                     + verdict_effects[key]["what"]))
-              for sid, key, text in STATEMENTS]
-    verdict, criterion = group_summary(judged)
-    split = disagreement(judged)
-    sm = numbers["regimes"]["small-data"]["configs"]
-    best = min(configs, key=lambda c: sm[c]["val_loss_mean"])
-    key_number = (f"small data: none {sm['none']['val_loss_mean']:.3f} vs recommended "
-                  f"{sm['recommended']['val_loss_mean']:.3f} nats/byte; "
-                  f"+resid {verdict_effects['residual_mask_hurts']['mean']:+.3f}, "
-                  f"+emb {verdict_effects['embedding_dropout_hurts']['mean']:+.3f}; best: {best}"
-                  + (f". {split}" if split else ""))
-    figures = [_plot(numbers, configs, pc)]
-    caveats = [
-        f"A {pc.n_layer}-layer, d={pc.d_model} byte-level model trained for {pc.steps} steps "
-        "on Python source; findings at GPT scale may differ.",
-        f"One dropout rate (p = {pc.p}) for every site; the best rate differs by site "
-        "(residual-stream masks are usually used with far smaller p).",
-        "Final validation loss at a fixed step budget, no early stopping; the best loss over "
-        f"{pc.evals} evaluations is in the numbers.",
-        "The corpus is whichever of the listed standard-library files this Python has, so "
-        "numbers differ slightly between Python versions.",
-    ]
-    if cfg.quick:
-        caveats.insert(0, "Quick run: a tiny model, few steps and only the configurations the "
-                       "verdict needs; not meant as evidence.")
-    return ClaimResult(
-        id=CLAIM_ID,
-        title="Transformer dropout placement",
-        claim="In a transformer, dropout belongs on the attention weights, the attention output "
-              "and the FFN intermediate, but not on the embeddings, the residual stream or the "
-              "layer norms.",
-        setup=(f"A nanoGPT-style pre-LayerNorm byte-level language model ({pc.n_layer} layers, "
-               f"d = {pc.d_model}, {pc.n_head} heads, context {pc.context}) trained with AdamW "
-               f"(lr {pc.lr}, batch {pc.batch_size}, {pc.steps} steps) on standard-library "
-               f"source ({', '.join(corpus.files)}; last 10% of each file is validation). "
-               f"Dropout p = {pc.p} at each site alone and in combinations, vs none; small-data "
-               f"regime: {numbers['regimes']['small-data']['description']}; single-pass "
-               f"regime: {numbers['regimes']['single-pass']['description']}."),
-        verdict=verdict,
-        criterion=criterion,
-        key_number=key_number,
-        numbers=numbers,
-        figures=figures,
-        caveats=caveats,
-        config={**asdict(pc), "files": list(corpus.files), "threads": cfg.threads},
-        seeds=seeds,
-        seconds=time.perf_counter() - start,
-        statements=judged,
-    )
+    """Run the claim here, serially (`dropkit.lab.base.run_experiment`)."""
+    return run_experiment(EXPERIMENT, cfg)
