@@ -106,6 +106,8 @@ class Judged:
     numbers: dict[str, Any]  # every measured value (JSON types; per-seed records included)
     setup: str
     caveats: list[str] = field(default_factory=list)
+    # the seeds the numbers come from, when a claim uses fewer than the run's (None: all)
+    seeds: list[int] | None = None
 
 
 @dataclass(frozen=True)

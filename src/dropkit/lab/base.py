@@ -129,7 +129,8 @@ def assemble(exp: ClaimExperiment[Any], cfg: LabConfig, per_seed: list[dict[str,
         verdict=group_verdict(judged.statements), criterion=judged.criterion,
         key_number=judged.key_number, numbers=judged.numbers, figures=figures,
         caveats=judged.caveats, config={**dataclasses.asdict(settings), "quick": cfg.quick},
-        seeds=list(cfg.seeds), seconds=seconds, statements=judged.statements)
+        seeds=list(cfg.seeds) if judged.seeds is None else list(judged.seeds),
+        seconds=seconds, statements=judged.statements)
 
 
 def run_experiment(exp: ClaimExperiment[Any], cfg: LabConfig) -> ClaimResult:

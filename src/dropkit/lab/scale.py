@@ -83,12 +83,12 @@ class ScaleSettings:
     min_slowdown: float = 1.1
     early: EarlySettings = field(default_factory=EarlySettings)  # the one-pass comparison
     # the configuration survey ([scale.nodrop]) at its quick size (`config_survey.Settings.quick`)
-    survey_quick: bool = False
+    smoke_test: bool = False  # the configuration survey at its smoke-test size (set by quick())
 
     def quick(self) -> ScaleSettings:
         """The smoke-test size: one rate, 50 steps, two training-set sizes, a smaller test set."""
         return replace(self, rates=(0.3,), steps=50, sizes=(200, 3200), n_test=1024,
-                       early=self.early.quick(), survey_quick=True)
+                       early=self.early.quick(), smoke_test=True)
 
 
 SETTINGS = ScaleSettings()
@@ -221,7 +221,7 @@ def shared(s: ScaleSettings, seeds: tuple[int, ...]) -> dict[str, Any]:
     NLL on the test inputs (for the setup text); neither depends on a seed."""
     _, _, log_t_te = test_set(s)
     bayes_nll = float(-(log_t_te.exp() * log_t_te).sum(-1).mean())
-    return {"survey": survey_claims(s.survey_quick, ID), "teacher_bayes_nll": bayes_nll}
+    return {"survey": survey_claims(s.smoke_test, ID), "teacher_bayes_nll": bayes_nll}
 
 
 # ---------------------------------------------------------------------------------------------

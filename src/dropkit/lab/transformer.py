@@ -583,7 +583,7 @@ def judge(ps: PlacementSettings, per_seed: list[dict[str, Any]],
     return Judged(statements=judged, criterion=criterion,
                   key_number=_key_number(ps, regimes, disagreement(judged)), numbers=numbers,
                   setup=_setup(ps, regimes, shared["files"]),
-                  caveats=_caveats(ps, shared["seeds"]))
+                  caveats=_caveats(ps, shared["seeds"]), seeds=list(shared["seeds"]))
 
 
 # ----------------------------------------------------------------------------- figures
