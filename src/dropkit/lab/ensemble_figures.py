@@ -3,12 +3,23 @@ scaling in the deep net, and the softmax layer's subnetwork average. Drawing onl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dropkit.lab.base import Figure, errorbar, figure_png, mean_se
 
-if TYPE_CHECKING:  # the settings' home imports this module
-    from dropkit.lab.ensemble import EnsembleSettings
+
+class EnsembleSettings(Protocol):
+    """What the figures read of `dropkit.lab.ensemble.EnsembleSettings` (named here, so that
+    this module does not import the claim that imports it)."""
+
+    @property
+    def d(self) -> int: ...
+    @property
+    def deep_hidden(self) -> tuple[int, ...]: ...
+    @property
+    def deep_p(self) -> float: ...
+    @property
+    def s_grid(self) -> tuple[int, ...]: ...
 
 
 def _band(ax: Any, values: list[float], label: str, color: str) -> None:

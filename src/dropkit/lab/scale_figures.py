@@ -3,13 +3,22 @@ the one-pass curves of no, standard and early dropout. Drawing only: no training
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dropkit.lab.base import Figure, errorbar, figure_png, mean_se
 from dropkit.lab.scale_early import EarlySettings
 
-if TYPE_CHECKING:  # the settings' home imports this module
-    from dropkit.lab.scale import ScaleSettings
+
+class ScaleSettings(Protocol):
+    """What the figures read of `dropkit.lab.scale.ScaleSettings` (named here, so that this
+    module does not import the claim that imports it)."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
 
 
 def early_figure(early: list[dict[str, Any]], e: EarlySettings) -> Figure:
