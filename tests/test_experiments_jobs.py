@@ -76,3 +76,14 @@ def test_a_failing_seed_fails_its_claim(tmp_path: Path, capsys) -> None:
     assert run.failed[0].error == f"RuntimeError: seed {fake.FAIL_SEED} <broke>"
     assert "<broke>" in capsys.readouterr().err
     assert torch.get_num_threads() >= 1
+
+
+def test_workers_flag_auto_is_one_per_cpu_and_one_for_a_smoke_test() -> None:
+    from dropkit.commands.lab import _workers
+    from dropkit.experiments.jobs import available_cpus
+
+    assert _workers(None, 1) == _workers("auto", 1) == available_cpus()
+    assert _workers("auto", available_cpus() + 1) == 1  # never 0
+    assert _workers(None, 1, quick=True) == 1 and _workers("3", 1, quick=True) == 3
+    with pytest.raises(DropkitValueError, match="--workers"):
+        _workers("0", 1)

@@ -49,13 +49,15 @@ def _threads(text: str) -> int:
     return n
 
 
-def _workers(text: str | None, threads: int) -> int:
+def _workers(text: str | None, threads: int, quick: bool = False) -> int:
     """``--workers``: a positive integer, or ``auto`` (one per CPU this process may use, each
-    with ``--threads`` torch threads; also when not given)."""
+    with ``--threads`` torch threads; also when not given). ``auto`` with ``--quick`` is 1: a
+    smoke test's jobs are too small to repay a worker's start-up (measured on 2 cores:
+    ``--quick`` took 65.7 s with 2 workers, 50.4 s with 1)."""
     if text is None or text == "auto":
         from dropkit.experiments.jobs import available_cpus
 
-        return max(1, available_cpus() // threads)
+        return 1 if quick else max(1, available_cpus() // threads)
     try:
         n = int(text)
     except ValueError:
@@ -124,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         raise DropkitValueError(expected(
             "--workers", "no --workers with --ray (Ray runs one job per --threads CPUs of its "
             "cluster)", repr(args.workers)))
-    workers = _workers(args.workers, threads) if args.ray is None else 1
+    workers = _workers(args.workers, threads, args.quick) if args.ray is None else 1
     cfg = LabConfig(quick=args.quick, seeds=seeds_flag(args.seeds), threads=threads,
                     progress=args.progress, workers=workers)
     # `--claims ''` is a mistake, not "all claims": only a missing flag means all
@@ -177,8 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads (default: %(default)s)")
     p.add_argument("--workers", default=None,
                    help="jobs (a claim's seeds) run at once, each in its own process with "
-                        "--threads torch threads; 'auto': one per CPU (the default). "
-                        "The numbers do not depend on it")
+                        "--threads torch threads; 'auto': one per CPU (the default; 1 with "
+                        "--quick). The numbers do not depend on it")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the jobs as Ray tasks: alone for a local cluster, or a cluster "
                         "address ('auto', 'ray://head:10001'); one job per --threads CPUs of "
