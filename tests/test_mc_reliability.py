@@ -72,6 +72,80 @@ def test_plan_is_inspectable_and_clearable() -> None:
     assert plans(model) == [] and mc.plan is None
 
 
+PASSES: list[int] = []  # rows of each forward pass of `Counted` (module level: no fingerprint)
+
+
+class Counted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.drop, self.out = nn.Linear(8, 32), nn.Dropout(0.3), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        PASSES.append(x.shape[0])
+        return self.out(self.drop(torch.relu(self.fc(x))))
+
+
+def test_a_model_changed_and_changed_back_keeps_its_plans() -> None:
+    """A hook added for one call and removed (a profiler, a feature extractor, the firing trace
+    of a benchmark) used to throw the plans away: the next call planned again, which on a
+    BERT-base batch cost more than the sampling itself."""
+    torch.manual_seed(0)
+    model, x = Counted().eval(), torch.randn(5, 8)
+    first = dropkit.sample(model, x, 6, seed=1, strategy="stacked")
+    (plan,) = plans(model)
+    PASSES.clear()
+    handle = model.fc.register_forward_hook(lambda *a: None)
+    dropkit.sample(model, x, 6, seed=1, strategy="stacked")  # another state: planned anew
+    assert len(PASSES) > 1 and plans(model)[0] is not plan
+    handle.remove()
+    PASSES.clear()
+    again = dropkit.sample(model, x, 6, seed=1, strategy="stacked")
+    assert PASSES == [6 * 5] and plans(model)[0] is plan  # one stacked pass, no planning
+    assert torch.equal(again, first)
+    state = snapshot(model)
+    original = model.fc
+    for _ in range(plan_states := 4):  # four other states push the first one out
+        model.fc = nn.Linear(8, 32)
+        dropkit.sample(model, x, 2, seed=0, strategy="stacked")
+    model.fc = original
+    PASSES.clear()
+    assert torch.equal(dropkit.sample(model, x, 6, seed=1, strategy="stacked"), first)
+    assert len(PASSES) > 1 and plan_states == 4  # forgotten: planned anew, same samples
+    assert_same_state(model, state)
+
+
+def test_a_kept_state_whose_module_died_is_never_matched() -> None:
+    """Fingerprints are object ids, and a freed module's id can come back for a new module in
+    its place: a kept state whose modules died is not reused (its plan would run copies of the
+    dead modules)."""
+    import gc
+
+    from dropkit.mc.plan import _entry
+
+    model = _mlp(0.2)
+    dropkit.sample(model, torch.randn(3, 8), 2, seed=0)
+    kept = _entry(model)
+    assert kept.alive()
+    model[2] = nn.Linear(32, 32)
+    gc.collect()
+    assert not kept.alive()
+
+
+def test_the_plan_cache_does_not_keep_a_model_alive() -> None:
+    import gc
+    import weakref
+
+    model = _mlp(0.2)
+    h = model[0].register_forward_hook(lambda *a: None)
+    dropkit.sample(model, torch.randn(3, 8), 2, seed=0)
+    h.remove()
+    dropkit.sample(model, torch.randn(3, 8), 2)  # two kept states, seeded and not
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
 def test_threads_predicting_and_an_eval_caller_share_one_model() -> None:
     torch.set_num_threads(1)
     model, x = _mlp(0.5), torch.randn(32, 8)

@@ -46,7 +46,7 @@ def run_uci_jobs(
     anything else as a `UCIJobError`; the outstanding jobs are cancelled.
     """
     runner = jobs_runner if jobs_runner is not None else SerialJobs()
-    here = isinstance(runner, SerialJobs)  # progress bars only in this process
+    here = runner.in_process  # progress bars only in this process
     resume = resume or {}
     runs: list[UCIRun] = [plan_uci(d, config, dtype=dtype, progress=progress and here,
                                    resume=resume.get(d.name)) for d in datasets]

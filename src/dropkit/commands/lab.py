@@ -39,14 +39,19 @@ def _ids(text: str) -> list[str]:
     return ids
 
 
-def _threads(text: str) -> int:
+def _count(flag: str, text: str, what: str = "a positive integer") -> int:
+    """A positive integer flag; anything else is a DropkitValueError naming ``flag``."""
     try:
         n = int(text)
     except ValueError:
         n = 0
     if n < 1:
-        raise DropkitValueError(expected("--threads", "a positive integer", repr(text)))
+        raise DropkitValueError(expected(flag, what, repr(text)))
     return n
+
+
+def _threads(text: str) -> int:
+    return _count("--threads", text)
 
 
 def _workers(text: str | None, threads: int, quick: bool = False) -> int:
@@ -58,13 +63,7 @@ def _workers(text: str | None, threads: int, quick: bool = False) -> int:
         from dropkit.experiments.jobs import available_cpus
 
         return 1 if quick else max(1, available_cpus() // threads)
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise DropkitValueError(expected("--workers", "a positive integer or 'auto'", repr(text)))
-    return n
+    return _count("--workers", text, "a positive integer or 'auto'")
 
 
 def check_not_a_report(out: str, force: bool) -> None:

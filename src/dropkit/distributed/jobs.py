@@ -45,6 +45,8 @@ class RayJobs:
     closing the iterator), tasks not yet finished are cancelled before the exception goes on.
     """
 
+    in_process = False
+
     def __init__(self, address: str | None = None, threads: int = 1) -> None:
         self.address = address
         self.threads = check_positive_int("threads", threads)

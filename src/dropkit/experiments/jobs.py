@@ -42,10 +42,13 @@ class JobRunner(Protocol):
     """Runs ``fn(job)`` for every job and yields each `Outcome` as it finishes (any order).
 
     A job that raises is an `Outcome` with ``error`` set, never an exception here, so one
-    failing job does not stop the others. ``workers`` says how many jobs run at once.
+    failing job does not stop the others. ``workers`` says how many jobs run at once;
+    ``in_process`` whether they run in this process (only then may they draw progress bars:
+    bars drawn by several workers would interleave).
     """
 
     workers: int
+    in_process: bool
 
     def run(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[Outcome[R]]: ...
 
@@ -67,6 +70,7 @@ class SerialJobs:
     """Every job in this process, one after another, in the submitted order."""
 
     workers = 1
+    in_process = True
 
     def run(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[Outcome[R]]:
         for i, job in enumerate(jobs):
@@ -86,6 +90,8 @@ class ProcessJobs:
     On an interrupt or an error in the caller, jobs not yet started are cancelled and the
     pool is shut down before the exception propagates.
     """
+
+    in_process = False
 
     def __init__(self, workers: int, threads: int = 1) -> None:
         check_positive_int("workers", workers)

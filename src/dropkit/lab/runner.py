@@ -254,7 +254,7 @@ def run_lab(cfg: LabConfig | None = None, *, claims: Sequence[str] | None = None
     runner = jobs_runner if jobs_runner is not None else job_runner(cfg.workers, cfg.threads)
     check_positive_int("cfg.workers", cfg.workers)
     # progress bars inside claims only when they run here; workers' bars would interleave
-    job_cfg = cfg if runner.workers == 1 else dataclasses.replace(cfg, progress=False)
+    job_cfg = cfg if runner.in_process else dataclasses.replace(cfg, progress=False)
     plan = [_claim_jobs(claim_id, _module_name(registry[claim_id]), job_cfg) for claim_id in ids]
     flat = [job for claim_jobs in plan for job in claim_jobs]
     outcomes: dict[str, list[Outcome[Any]]] = {claim_id: [] for claim_id in ids}

@@ -13,7 +13,9 @@ and the sampling options, and kept until the model changes. Building one:
 
 Plans are cached per model (weakly) and checked against the model's fingerprint on every call
 (`dropkit.inspection.shadow.fingerprint`): a changed rate, a replaced submodule or patched code
-rebuilds them. `plans(model)` lists them, `clear_plans(model)` forgets them.
+rebuilds them. The plans of the last `KEPT_STATES` fingerprints are kept, so a model changed and
+changed back (a hook added for one call, then removed) finds its plans again. `plans(model)`
+lists the current state's plans, `clear_plans(model)` forgets all of them.
 
 Sampling never switches the user's model: each thread samples from its own configured copy
 (`shadow`), which shares every parameter and buffer. Building a plan for a model is serialised
@@ -25,6 +27,7 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,18 +117,37 @@ class Plan:
 
 
 class _Entry:
-    """Everything cached for one model, valid while its fingerprint holds."""
+    """Everything cached for one state of a model, valid while its fingerprint holds.
 
-    def __init__(self, fp: tuple[Any, ...]) -> None:
+    A fingerprint is made of object ids, and an id is only unique while its object lives: the
+    entry therefore holds a shadow of the model (which references every attribute value,
+    parameter and buffer of that state) and weak references to its modules, so that a later
+    state can match this fingerprint only by being this state (see `alive`).
+    """
+
+    def __init__(self, fp: tuple[Any, ...], model: nn.Module) -> None:
         self.fp = fp
+        self.anchor = shadow(model)
+        self.modules = [weakref.ref(m) for m in model.modules()]
         self.lock = threading.RLock()
         self.discoveries: dict[tuple[Any, ...], tuple[Discovery, Reconciliation, Any]] = {}
         self.graphs: dict[tuple[str, ...], G.GraphPlan | str] = {}
         self.prefixes: dict[tuple[Any, ...], tuple[str | None, str]] = {}
         self.plans: dict[tuple[Any, ...], Plan] = {}
 
+    def alive(self) -> bool:
+        """Whether every module of this state still exists (else its ids may be reused)."""
+        return all(r() is not None for r in self.modules)
 
-_ENTRIES: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
+
+#: States (fingerprints) whose plans are kept per model. Four covers a hook added and removed
+#: around calls (profilers, feature extraction, the firing trace in benchmarks/hf_speed.py): on
+#: a BERT-base batch an unseeded call that plans took 95.6 s, the next one 42.4 s. Older states
+#: are forgotten first.
+KEPT_STATES = 4
+
+_ENTRIES: weakref.WeakKeyDictionary[nn.Module, OrderedDict[tuple[Any, ...], _Entry]] = \
+    weakref.WeakKeyDictionary()
 _ENTRIES_LOCK = threading.Lock()
 _SHADOWS = threading.local()  # per thread: model -> (fingerprint, switch_on, configured copy)
 _Shadows = weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], tuple[str, ...], nn.Module]]
@@ -134,17 +156,24 @@ _Shadows = weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], tuple[str
 def _entry(model: nn.Module) -> _Entry:
     fp = fingerprint(model)
     with _ENTRIES_LOCK:
-        entry = _ENTRIES.get(model)
-        if entry is None or entry.fp != fp:
-            entry = _Entry(fp)
-            _ENTRIES[model] = entry
+        kept = _ENTRIES.get(model)
+        if kept is None:
+            kept = _ENTRIES[model] = OrderedDict()
+        entry = kept.get(fp)
+        if entry is None or not entry.alive():
+            entry = kept[fp] = _Entry(fp, model)
+            while len(kept) > KEPT_STATES:
+                kept.popitem(last=False)
+        kept.move_to_end(fp)
     return entry
 
 
 def plans(model: nn.Module) -> list[Plan]:
-    """The plans cached for ``model`` (empty after a change to the model or `clear_plans`)."""
-    entry = _ENTRIES.get(model)
-    if entry is None or entry.fp != fingerprint(model):
+    """The plans cached for ``model`` in its current state (empty after a change to the model
+    that no kept state matches, or after `clear_plans`)."""
+    kept = _ENTRIES.get(model)
+    entry = None if kept is None else kept.get(fingerprint(model))
+    if entry is None or not entry.alive():
         return []
     return list(entry.plans.values())
 
