@@ -22,8 +22,14 @@ from dropkit.mc.inputs import ModelInputs
 
 MAX_PASS_SAMPLES = 64
 # On a CPU an activation larger than glibc's largest mmap threshold (32 MiB on 64-bit) is
-# mapped and unmapped, and page-faulted, on every op: keep each activation of a pass below it.
-CPU_ACTIVATION_BUDGET = 32 * 2**20
+# mapped and unmapped, and page-faulted, on every op; and well below that, stacking stops paying:
+# it amortises per-op overhead, which large ops no longer have, while larger working sets leave
+# the caches. Measured per sample (benchmarks/samples_per_pass.py, 2 threads, seeded, medians of
+# 3 interleaved rounds): BERT-base shapes with 1.5 and 3 MiB per sample took 0.66-0.90x the
+# loop's time at 2-8 samples per pass; a BN CNN with 6.1 MiB 0.95x at 2, 1.11x at 4 and 1.55x
+# at 8; BERT-base and GPT-2-small with 12 MiB (batch 8 x 128) were slower at 2 than at 1 in
+# benchmarks/hf_speed.py (40.4 s vs 37.4 s and 43.7 s vs 42.0 s for S = 20). Hence 16 MiB.
+CPU_ACTIVATION_BUDGET = 16 * 2**20
 
 
 def cap(x: ModelInputs, samples: int, max_batch: int | None) -> int:
@@ -126,7 +132,7 @@ def rule(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None
     """Samples per pass from a fixed rule (no timing), so seeded samples never depend on it.
 
     GPU: as many as ``max_batch`` allows. CPU: as many as keep the largest activation of a pass
-    under 32 MiB (the allocator's mmap threshold), at most 64.
+    under `CPU_ACTIVATION_BUDGET` (16 MiB), at most 64.
     """
     top = cap(x, samples, max_batch)
     if x.device.type == "cuda":
@@ -134,5 +140,6 @@ def rule(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None
     per_sample = max(1, largest_activation(model, x))
     k = max(1, min(top, CPU_ACTIVATION_BUDGET // per_sample))
     return k, (f"{k} sample(s) per pass by rule: the largest activation of one sample's pass is "
-               f"{per_sample / 2**20:.2f} MiB, kept under 32 MiB per pass on CPU (seeded calls "
+               f"{per_sample / 2**20:.2f} MiB, kept under {CPU_ACTIVATION_BUDGET // 2**20} MiB per "
+               "pass on CPU (seeded calls "
                "use this rule instead of timing, so their samples are reproducible anywhere)")
