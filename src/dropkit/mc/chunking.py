@@ -150,5 +150,5 @@ def rule(model: nn.Module, x: ModelInputs, samples: int, max_batch: int | None
     k = max(1, min(top, CPU_ACTIVATION_BUDGET // per_sample))
     return k, (f"{k} sample(s) per pass by rule: the largest activation of one sample's pass is "
                f"{per_sample / 2**20:.2f} MiB, kept under {CPU_ACTIVATION_BUDGET // 2**20} MiB per "
-               "pass on CPU (seeded calls "
-               "use this rule instead of timing, so their samples are reproducible anywhere)")
+               "pass on CPU (seeded calls use this rule instead of timing, so their samples are "
+               "reproducible anywhere)")

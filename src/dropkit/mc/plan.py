@@ -143,7 +143,8 @@ class _Entry:
 #: States (fingerprints) whose plans are kept per model. Four covers a hook added and removed
 #: around calls (profilers, feature extraction, the firing trace in benchmarks/hf_speed.py): on
 #: a BERT-base batch an unseeded call that plans took 95.6 s, the next one 42.4 s. Older states
-#: are forgotten first.
+#: are forgotten first. A kept state holds its tensors: a parameter the user replaced (not
+#: updated in place) is freed when its state is forgotten, or at once by `clear_plans`.
 KEPT_STATES = 4
 
 _ENTRIES: weakref.WeakKeyDictionary[nn.Module, OrderedDict[tuple[Any, ...], _Entry]] = \
